@@ -1,0 +1,22 @@
+"""cookbook_ops: fused kernels for the hot paths of image-classification training.
+
+Every op has a C++ CPU kernel, a CUDA C++ kernel, a Triton kernel and a pure-PyTorch
+reference; ``import cookbook_ops`` works (through the reference) even when nothing compiled
+is available, and :func:`build_info` says why.
+"""
+
+from cookbook_ops import _library  # noqa: F401  (schemas first: kernels register against them)
+from cookbook_ops._backend import available_backends, build_info, use_backend
+from cookbook_ops.ops import label_smoothing_cross_entropy
+from cookbook_ops import nn, reference  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "available_backends",
+    "build_info",
+    "label_smoothing_cross_entropy",
+    "nn",
+    "reference",
+    "use_backend",
+]

@@ -1,0 +1,47 @@
+"""Every operator schema of cookbook_ops, defined once.
+
+The C++/CUDA extension only registers kernels for these names (TORCH_LIBRARY_IMPL); the
+Triton kernels register under their own ``*_triton`` names so that both GPU backends can be
+installed side by side and chosen per call. Fake (meta) kernels and autograd formulas live
+beside the public API in ``cookbook_ops/ops/<op>.py``.
+
+Conventions shared by every op:
+- ``on_value``/``off_value`` are runtime floats (a smoothing schedule never recompiles).
+- Per-row results (``loss``, ``lse``) are in the op-math dtype of the logits: float32 for
+  16-bit and float32 inputs, float64 for float64 inputs.
+"""
+
+import torch
+
+NAMESPACE = "cookbook_ops"
+
+lib = torch.library.Library(NAMESPACE, "DEF")
+
+# --- label-smoothed cross-entropy (DESIGN section 2.1) -------------------------------------
+# logits (N, C) with unit stride along C; target (N,) int64; weight (C,) or None.
+# loss_i = (on-off) * w_y * (lse - x_y) + off * sum_c w_c * (lse - x_c), 0 where target == ignore_index.
+# correct_i = argmax(logits_i) == target_i.
+_LSCE_FORWARD = (
+    "(Tensor logits, Tensor target, Tensor? weight, float on_value, float off_value, "
+    "int ignore_index) -> (Tensor loss, Tensor lse, Tensor correct)"
+)
+# grad_loss (N,) in op-math dtype; returns d loss / d logits, same shape and dtype as logits.
+_LSCE_BACKWARD = (
+    "(Tensor grad_loss, Tensor logits, Tensor target, Tensor? weight, Tensor lse, "
+    "float on_value, float off_value, int ignore_index) -> Tensor"
+)
+
+LSCE_FORWARD = "label_smoothing_cross_entropy_forward"
+LSCE_BACKWARD = "label_smoothing_cross_entropy_backward"
+
+for _suffix in ("", "_triton"):
+    lib.define(LSCE_FORWARD + _suffix + _LSCE_FORWARD)
+    lib.define(LSCE_BACKWARD + _suffix + _LSCE_BACKWARD)
+
+
+def qualified(name: str) -> str:
+    return f"{NAMESPACE}::{name}"
+
+
+def op(name: str):
+    return getattr(torch.ops.cookbook_ops, name).default

@@ -1,0 +1,251 @@
+"""Public label-smoothed cross-entropy: argument checks, fake kernels, autograd, backend choice.
+
+The kernels compute per-row losses in op-math precision plus the per-row log-sum-exp that
+backward needs; the reduction (a sum over N values and, for ``mean``, the sum of target
+weights) is a few tiny PyTorch ops here, so every reduction and any ``grad_output`` cost the
+kernels nothing extra.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cookbook_ops import _backend, _library
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    label_smoothing_cross_entropy_backward as reference_backward,
+)
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    label_smoothing_cross_entropy_forward as reference_forward,
+)
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    label_smoothing_cross_entropy_rows as reference_rows,
+)
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    opmath_dtype,
+    smoothing_weights,
+)
+
+REDUCTIONS = ("none", "mean", "sum")
+CONVENTIONS = ("uniform", "others", "lsr")
+
+
+# --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
+
+
+def _check_forward_args(logits, target, weight):
+    torch._check(logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    torch._check(
+        logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+        lambda: f"logits must be a floating tensor, got {logits.dtype}",
+    )
+    torch._check(target.dim() == 1, lambda: f"target must be (N,), got shape {tuple(target.shape)}")
+    torch._check(target.dtype == torch.int64, lambda: f"target must be int64, got {target.dtype}")
+    torch._check(
+        target.shape[0] == logits.shape[0],
+        lambda: f"target has {target.shape[0]} rows but logits has {logits.shape[0]}",
+    )
+    if weight is not None:
+        torch._check(
+            weight.dim() == 1 and weight.shape[0] == logits.shape[1],
+            lambda: f"weight must be (C,) = ({logits.shape[1]},), got {tuple(weight.shape)}",
+        )
+
+
+def _forward_fake(logits, target, weight, on_value, off_value, ignore_index):
+    _check_forward_args(logits, target, weight)
+    n = logits.shape[0]
+    dtype = opmath_dtype(logits.dtype)
+    return (
+        logits.new_empty((n,), dtype=dtype),
+        logits.new_empty((n,), dtype=dtype),
+        logits.new_empty((n,), dtype=torch.bool),
+    )
+
+
+def _backward_fake(grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index):
+    _check_forward_args(logits, target, weight)
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, target, weight, on_value, off_value, ignore_index = inputs
+    _, lse, _ = output
+    ctx.save_for_backward(logits, target, weight, lse)
+    ctx.smoothing = (on_value, off_value, ignore_index)
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _make_backward(backward_op):
+    def backward(ctx, grad_loss, grad_lse, grad_correct):
+        logits, target, weight, lse = ctx.saved_tensors
+        grad_logits = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = backward_op(grad_loss, logits, target, weight, lse, *ctx.smoothing)
+        return grad_logits, None, None, None, None, None
+
+    return backward
+
+
+for _suffix in ("", "_triton"):
+    _fwd = _library.LSCE_FORWARD + _suffix
+    _bwd = _library.LSCE_BACKWARD + _suffix
+    torch.library.register_fake(_library.qualified(_fwd), _forward_fake)
+    torch.library.register_fake(_library.qualified(_bwd), _backward_fake)
+    torch.library.register_autograd(
+        _library.qualified(_fwd),
+        _make_backward(_library.op(_bwd)),
+        setup_context=_setup_context,
+    )
+
+# The pure-PyTorch formulas serve any device the extension has no kernel for (or all devices
+# when the extension is missing); the C++/CUDA registrations take precedence where they exist.
+torch.library.impl(
+    _library.qualified(_library.LSCE_FORWARD), "CompositeExplicitAutograd"
+)(reference_forward)
+torch.library.impl(
+    _library.qualified(_library.LSCE_BACKWARD), "CompositeExplicitAutograd"
+)(reference_backward)
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
+    if backend == "reference":
+        return reference_rows(
+            logits, target, weight, on_value, off_value, ignore_index
+        )
+    name = _library.LSCE_FORWARD + ("_triton" if backend == "triton" else "")
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    loss, _, correct = _library.op(name)(
+        logits, target, weight, on_value, off_value, ignore_index
+    )
+    return loss, correct
+
+
+def _check_target_range(target, num_classes, ignore_index):
+    # Only where it costs no device sync: CPU tensors in eager mode. Device kernels turn an
+    # out-of-range target into a NaN loss for that row instead of reading out of bounds.
+    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
+        return
+    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise IndexError(
+            f"target[{i}] = {int(target[i])} is out of range for {num_classes} classes "
+            f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})"
+        )
+
+
+def label_smoothing_cross_entropy(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    smoothing: float = 0.0,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    reduction: str = "mean",
+    convention: str = "uniform",
+    return_correct: bool = False,
+    backend: str = "auto",
+):
+    """Cross-entropy against a label-smoothed target, in one fused pass over the logits.
+
+    Equal to ``F.cross_entropy(logits, target, weight, ignore_index=..., reduction=...,
+    label_smoothing=smoothing)`` for ``convention="uniform"``. ``"others"`` puts 1-e on the
+    target and e/(C-1) on every other class (the cookbook's inline loop); ``"lsr"`` is the
+    cookbook's ``LSR`` class (1-e+e/(C-1) on the target, e/(C-1) elsewhere).
+
+    logits: (N, C), (C,) or (N, C, d1, ...); target: int64 of the matching shape without C.
+    Returns the loss in the dtype of ``logits`` (float32 under autocast); with
+    ``return_correct=True`` also a bool tensor shaped like ``target``: argmax over C == target.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if target.is_floating_point() or target.dtype != torch.int64:
+        raise TypeError(
+            f"target must be an int64 tensor of class indices, got {target.dtype}"
+            + (" (probability targets are not supported)" if target.is_floating_point() else "")
+        )
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
+    if isinstance(smoothing, torch.Tensor) or not isinstance(smoothing, (int, float)):
+        raise TypeError(f"smoothing must be a Python float, got {type(smoothing).__name__}")
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be in [0, 1]; got {smoothing}")
+    if not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    if logits.dim() == 0:
+        raise ValueError("logits must have at least 1 dimension (C,) or (N, C, ...)")
+
+    unbatched = logits.dim() == 1
+    if unbatched:
+        if target.dim() != 0:
+            raise ValueError(
+                f"for unbatched logits of shape {tuple(logits.shape)} target must be 0-d, "
+                f"got shape {tuple(target.shape)}"
+            )
+        logits2d, target1d = logits.unsqueeze(0), target.reshape(1)
+        batch_shape = ()
+    else:
+        expected = (logits.shape[0],) + tuple(logits.shape[2:])
+        if tuple(target.shape) != expected:
+            raise ValueError(
+                f"target must have shape {expected} for logits of shape {tuple(logits.shape)}, "
+                f"got {tuple(target.shape)}"
+            )
+        batch_shape = expected
+        if logits.dim() == 2:
+            logits2d, target1d = logits, target
+        else:  # class dim at 1, as F.cross_entropy
+            logits2d = logits.movedim(1, -1).reshape(-1, logits.shape[1])
+            target1d = target.reshape(-1)
+    num_classes = logits2d.shape[1]
+    if target.device != logits.device:
+        raise ValueError(f"target is on {target.device} but logits is on {logits.device}")
+    if weight is not None:
+        if not isinstance(weight, torch.Tensor):
+            raise TypeError(f"weight must be a tensor or None, got {type(weight).__name__}")
+        if weight.dim() != 1 or weight.shape[0] != num_classes:
+            raise ValueError(f"weight must have shape ({num_classes},), got {tuple(weight.shape)}")
+        if weight.device != logits.device:
+            raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
+        if not weight.is_floating_point():
+            raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
+    on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
+
+    chosen = _backend.resolve_backend(backend, logits.device)
+    _check_target_range(target1d, num_classes, ignore_index)
+    if weight is not None:  # kernels take class weights in op-math precision
+        weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
+    loss, correct = _rows(
+        logits2d, target1d, weight, on_value, off_value, ignore_index, chosen
+    )
+
+    out_dtype = logits.dtype
+    if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(
+        logits.device.type
+    ):
+        out_dtype = torch.float32  # autocast runs cross-entropy in float32, as PyTorch does
+    if reduction == "none":
+        result = loss.to(out_dtype).reshape(batch_shape)
+    elif reduction == "sum":
+        result = loss.sum().to(out_dtype)
+    else:
+        valid = target1d != ignore_index
+        if weight is None:
+            denom = valid.sum().to(loss.dtype)
+        else:
+            safe = torch.where(valid, target1d, 0).clamp(0, num_classes - 1)
+            denom = torch.where(valid, weight.to(loss.dtype)[safe], 0).sum()
+        result = (loss.sum() / denom).to(out_dtype)
+    if return_correct:
+        return result, correct.reshape(batch_shape)
+    return result

@@ -1,0 +1,25 @@
+"""Pure-PyTorch versions of every cookbook_ops op: test oracles and the no-kernel fallback."""
+
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    label_smoothing_cross_entropy_backward,
+    label_smoothing_cross_entropy_forward,
+    label_smoothing_cross_entropy_rows,
+    smoothing_weights,
+)
+
+
+def label_smoothing_cross_entropy(logits, target, smoothing=0.0, **kwargs):
+    """The public op computed entirely with PyTorch operators (differentiable by autograd)."""
+    from cookbook_ops.ops.label_smoothing_cross_entropy import label_smoothing_cross_entropy
+
+    kwargs["backend"] = "reference"
+    return label_smoothing_cross_entropy(logits, target, smoothing, **kwargs)
+
+
+__all__ = [
+    "label_smoothing_cross_entropy",
+    "label_smoothing_cross_entropy_backward",
+    "label_smoothing_cross_entropy_forward",
+    "label_smoothing_cross_entropy_rows",
+    "smoothing_weights",
+]

@@ -1,0 +1,108 @@
+"""Pure-PyTorch label-smoothed cross-entropy: the test oracle and the no-kernel fallback.
+
+Row i, logits x (C values), target y, lse = log sum exp x, smoothing weights ``on``/``off``:
+    loss_i = (on - off) * w_y * (lse - x_y) + off * sum_c w_c * (lse - x_c)
+(w = 1 without class weights), 0 where y == ignore_index. Everything is computed in the op-math
+dtype (float32 for 16-bit inputs, float64 for float64).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def smoothing_weights(convention: str, smoothing: float, num_classes: int) -> tuple[float, float]:
+    """(on, off): weight of the true class and of each other class in the target distribution."""
+    e = float(smoothing)
+    if convention == "uniform":  # PyTorch's label_smoothing, timm, apex
+        return 1.0 - e + e / num_classes, e / num_classes
+    if convention in ("others", "lsr"):
+        if num_classes < 2:
+            raise ValueError(
+                f"convention={convention!r} spreads the smoothing over the C-1 other classes "
+                f"and needs at least 2 classes; got C={num_classes}"
+            )
+        off = e / (num_classes - 1)
+        # "lsr" is the seed's LSR class: 1-e is scattered on the target and e/(C-1) then added
+        # to every entry, so its target row sums to 1 + e/(C-1). Reproduced on purpose.
+        return (1.0 - e, off) if convention == "others" else (1.0 - e + off, off)
+    raise ValueError(f"convention must be 'uniform', 'others' or 'lsr'; got {convention!r}")
+
+
+def _valid_and_safe_target(target: torch.Tensor, num_classes: int, ignore_index: int):
+    valid = target != ignore_index
+    # Ignored (and, on devices that do not check, out-of-range) rows gather a harmless index.
+    safe = torch.where(valid, target, 0).clamp(0, max(num_classes - 1, 0))
+    return valid, safe
+
+
+def label_smoothing_cross_entropy_rows(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    weight: torch.Tensor | None,
+    on_value: float,
+    off_value: float,
+    ignore_index: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Differentiable per-row loss (op-math dtype) and the correct flags. logits is (N, C)."""
+    num_classes = logits.shape[1]
+    x = logits.to(opmath_dtype(logits.dtype))
+    logp = torch.log_softmax(x, dim=1)
+    valid, safe = _valid_and_safe_target(target, num_classes, ignore_index)
+    nll = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
+    if weight is None:
+        smooth = -logp.sum(dim=1)
+        w_y = 1.0
+    else:
+        w = weight.to(x.dtype)
+        smooth = -(logp * w).sum(dim=1)
+        w_y = w[safe]
+    loss = (on_value - off_value) * w_y * nll + off_value * smooth
+    # where, not multiply: an ignored row must not pass NaN/inf into the sum or its gradient.
+    loss = torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
+    if num_classes > 0:
+        correct = logits.argmax(dim=1) == target
+    else:
+        correct = torch.zeros(target.shape, dtype=torch.bool, device=target.device)
+    return loss, correct
+
+
+def label_smoothing_cross_entropy_forward(logits, target, weight, on_value, off_value, ignore_index):
+    """Reference of the forward op: (loss, lse, correct)."""
+    with torch.no_grad():
+        loss, correct = label_smoothing_cross_entropy_rows(
+            logits, target, weight, on_value, off_value, ignore_index
+        )
+        lse = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
+    return loss, lse, correct
+
+
+def label_smoothing_cross_entropy_backward(
+    grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index
+):
+    """Reference of the backward op, written as the closed form the kernels use:
+    d loss_i / d x_c = g_i * (((on-off) w_y + off W) p_c - (on-off) w_y [c == y] - off w_c)
+    with W = sum_c w_c and p = softmax(x) = exp(x - lse)."""
+    num_classes = logits.shape[1]
+    dtype = opmath_dtype(logits.dtype)
+    x = logits.to(dtype)
+    p = torch.exp(x - lse.to(dtype).unsqueeze(1))
+    valid, safe = _valid_and_safe_target(target, num_classes, ignore_index)
+    on_off = on_value - off_value
+    if weight is None:
+        w_y = torch.ones(target.shape, dtype=dtype, device=logits.device)
+        w = torch.ones((), dtype=dtype, device=logits.device)
+        total_w = float(num_classes)
+    else:
+        w = weight.to(dtype)
+        w_y = w[safe]
+        total_w = w.sum()
+    scale = on_off * w_y + off_value * total_w
+    grad = scale.unsqueeze(1) * p - off_value * w
+    grad = grad.scatter_add(1, safe.unsqueeze(1), (-on_off * w_y).unsqueeze(1))
+    g = torch.where(valid, grad_loss.to(dtype), torch.zeros((), dtype=dtype, device=logits.device))
+    return (g.unsqueeze(1) * grad).to(logits.dtype)
