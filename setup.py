@@ -4,7 +4,8 @@ that runs everything through the reference backend.
 
 Environment:
   COOKBOOK_OPS_CUDA=0|1   force CUDA kernels off, or require them (fail if impossible)
-  FORCE_CUDA=1            build CUDA kernels even when no GPU is visible (default when nvcc is found)
+  FORCE_CUDA=1            build CUDA kernels even when no GPU is visible
+                          (the default whenever nvcc is found)
   TORCH_CUDA_ARCH_LIST    GPU architectures; defaults to "8.0;9.0" when no GPU is visible
   MAX_JOBS                parallel compile jobs (ninja)
   COOKBOOK_OPS_EXTENSION=0  skip every compiled kernel (pure-Python install)
@@ -15,6 +16,7 @@ Install with `pip install --no-build-isolation .` so the build sees the torch yo
 import glob
 import os
 import shutil
+import subprocess
 import sys
 
 from setuptools import find_packages, setup
@@ -35,6 +37,36 @@ def write_build_config(**values):
         f.write("\n".join(lines) + "\n")
 
 
+def locate_cuda_home():
+    """Point CUDA_HOME at the real toolkit before torch.utils.cpp_extension guesses it.
+
+    torch derives CUDA_HOME from the nvcc on PATH; when that nvcc is a wrapper script in
+    /usr/local/bin the guess (/usr/local) has no headers or libcudart, and linking fails.
+    nvcc's --dryrun output names its real install (TOP=...)."""
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH"):
+        return
+    nvcc = shutil.which("nvcc")
+    candidates = []
+    if nvcc:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(nvcc))))
+        try:
+            out = subprocess.run(
+                [nvcc, "--dryrun", "--version"], capture_output=True, text=True, timeout=60
+            )
+            for line in (out.stdout + out.stderr).splitlines():
+                if "TOP=" in line:
+                    top = line.split("TOP=", 1)[1].strip()
+                    candidates.insert(0, os.path.normpath(top))
+        except (OSError, subprocess.SubprocessError):
+            pass
+    candidates.append("/usr/local/cuda")
+    for home in candidates:
+        if os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
+            os.environ["CUDA_HOME"] = home
+            say(f"CUDA_HOME={home} (from the nvcc found on PATH)")
+            return
+
+
 def find_nvcc(cuda_home):
     if cuda_home:
         candidate = os.path.join(cuda_home, "bin", "nvcc")
@@ -50,6 +82,8 @@ def extension_modules():
         say(f"building no kernels ({reason}); the reference backend serves every op")
         write_build_config(TORCH_VERSION=None, CUDA_VERSION=None, SKIPPED_REASON=reason)
         return [], {}
+    if os.environ.get("COOKBOOK_OPS_CUDA", "").strip() != "0":
+        locate_cuda_home()
     try:
         import torch
         from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
@@ -88,7 +122,7 @@ def extension_modules():
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
     extra = {
-        "cxx": ["-O3", "-std=c++17", "-DCOOKBOOK_OPS_EXTENSION"] + openmp,
+        "cxx": ["-O3", "-DCOOKBOOK_OPS_EXTENSION"] + openmp,
     }
     arch_list = None
     if use_cuda:
@@ -100,7 +134,7 @@ def extension_modules():
                 os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0"
                 say("no GPU visible: TORCH_CUDA_ARCH_LIST defaults to 8.0;9.0")
         arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST")
-        extra["nvcc"] = ["-O3", "-std=c++17", "-lineinfo", "-DCOOKBOOK_OPS_EXTENSION"]
+        extra["nvcc"] = ["-O3", "-lineinfo", "-DCOOKBOOK_OPS_EXTENSION"]
         # ATen's CUDA headers can pull cusparse.h, which a bare toolkit may lack; the CUDA
         # wheels that torch depends on ship it.
         import site
@@ -133,7 +167,9 @@ def extension_modules():
         extra_compile_args=extra,
         extra_link_args=openmp,
     )
-    return [ext], {"build_ext": BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)}
+    return [ext], {
+        "build_ext": BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)
+    }
 
 
 ext_modules, cmdclass = extension_modules()

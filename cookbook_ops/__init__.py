@@ -5,10 +5,13 @@ reference; ``import cookbook_ops`` works (through the reference) even when nothi
 is available, and :func:`build_info` says why.
 """
 
-from cookbook_ops import _library  # noqa: F401  (schemas first: kernels register against them)
+from cookbook_ops import (  # noqa: E402
+    _library,  # noqa: F401  (schemas first: kernels register against them)
+    nn,
+    reference,
+)
 from cookbook_ops._backend import available_backends, build_info, use_backend
 from cookbook_ops.ops import label_smoothing_cross_entropy
-from cookbook_ops import nn, reference  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -79,9 +79,7 @@ def _load_triton() -> bool:
 
 
 def _has_kernel(op_name: str, dispatch_key: str) -> bool:
-    return torch._C._dispatch_has_kernel_for_dispatch_key(
-        _library.qualified(op_name), dispatch_key
-    )
+    return torch._C._dispatch_has_kernel_for_dispatch_key(_library.qualified(op_name), dispatch_key)
 
 
 _build_config = _load_build_config()
@@ -93,9 +91,7 @@ CUDA_KERNELS = EXTENSION_LOADED and _has_kernel(_library.LSCE_FORWARD, "CUDA")
 
 _ENV_BACKEND = os.environ.get("COOKBOOK_OPS_BACKEND", "auto").strip().lower() or "auto"
 if _ENV_BACKEND not in BACKENDS:
-    raise ValueError(
-        f"COOKBOOK_OPS_BACKEND={_ENV_BACKEND!r} is not one of {', '.join(BACKENDS)}"
-    )
+    raise ValueError(f"COOKBOOK_OPS_BACKEND={_ENV_BACKEND!r} is not one of {', '.join(BACKENDS)}")
 # A stack of names pushed by use_backend(); module state so that dynamo can guard on it.
 _backend_stack: list[str] = []
 

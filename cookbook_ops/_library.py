@@ -17,9 +17,10 @@ NAMESPACE = "cookbook_ops"
 
 lib = torch.library.Library(NAMESPACE, "DEF")
 
-# --- label-smoothed cross-entropy (DESIGN section 2.1) -------------------------------------
+# --- label-smoothed cross-entropy ----------------------------------------------------------
 # logits (N, C) with unit stride along C; target (N,) int64; weight (C,) or None.
-# loss_i = (on-off) * w_y * (lse - x_y) + off * sum_c w_c * (lse - x_c), 0 where target == ignore_index.
+# loss_i = (on-off) * w_y * (lse - x_y) + off * sum_c w_c * (lse - x_c),
+# 0 where target == ignore_index.
 # correct_i = argmax(logits_i) == target_i.
 _LSCE_FORWARD = (
     "(Tensor logits, Tensor target, Tensor? weight, float on_value, float off_value, "

@@ -33,7 +33,9 @@ CONVENTIONS = ("uniform", "others", "lsr")
 
 
 def _check_forward_args(logits, target, weight):
-    torch._check(logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    torch._check(
+        logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
+    )
     torch._check(
         logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
         lambda: f"logits must be a floating tensor, got {logits.dtype}",
@@ -99,12 +101,12 @@ for _suffix in ("", "_triton"):
 
 # The pure-PyTorch formulas serve any device the extension has no kernel for (or all devices
 # when the extension is missing); the C++/CUDA registrations take precedence where they exist.
-torch.library.impl(
-    _library.qualified(_library.LSCE_FORWARD), "CompositeExplicitAutograd"
-)(reference_forward)
-torch.library.impl(
-    _library.qualified(_library.LSCE_BACKWARD), "CompositeExplicitAutograd"
-)(reference_backward)
+torch.library.impl(_library.qualified(_library.LSCE_FORWARD), "CompositeExplicitAutograd")(
+    reference_forward
+)
+torch.library.impl(_library.qualified(_library.LSCE_BACKWARD), "CompositeExplicitAutograd")(
+    reference_backward
+)
 
 
 # --- public API ----------------------------------------------------------------------------
@@ -112,15 +114,11 @@ torch.library.impl(
 
 def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
     if backend == "reference":
-        return reference_rows(
-            logits, target, weight, on_value, off_value, ignore_index
-        )
+        return reference_rows(logits, target, weight, on_value, off_value, ignore_index)
     name = _library.LSCE_FORWARD + ("_triton" if backend == "triton" else "")
     if logits.stride(1) != 1:
         logits = logits.contiguous()
-    loss, _, correct = _library.op(name)(
-        logits, target, weight, on_value, off_value, ignore_index
-    )
+    loss, _, correct = _library.op(name)(logits, target, weight, on_value, off_value, ignore_index)
     return loss, correct
 
 
@@ -225,9 +223,7 @@ def label_smoothing_cross_entropy(
     _check_target_range(target1d, num_classes, ignore_index)
     if weight is not None:  # kernels take class weights in op-math precision
         weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
-    loss, correct = _rows(
-        logits2d, target1d, weight, on_value, off_value, ignore_index, chosen
-    )
+    loss, correct = _rows(logits2d, target1d, weight, on_value, off_value, ignore_index, chosen)
 
     out_dtype = logits.dtype
     if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(

@@ -71,7 +71,9 @@ def label_smoothing_cross_entropy_rows(
     return loss, correct
 
 
-def label_smoothing_cross_entropy_forward(logits, target, weight, on_value, off_value, ignore_index):
+def label_smoothing_cross_entropy_forward(
+    logits, target, weight, on_value, off_value, ignore_index
+):
     """Reference of the forward op: (loss, lse, correct)."""
     with torch.no_grad():
         loss, correct = label_smoothing_cross_entropy_rows(

@@ -14,8 +14,8 @@ namespace cookbook_ops {
 inline void check_cross_entropy_args(const at::Tensor& logits, const at::Tensor& target,
                                      const std::optional<at::Tensor>& weight) {
   TORCH_CHECK(logits.dim() == 2, "logits must be (N, C), got ", logits.sizes());
-  TORCH_CHECK(at::isFloatingType(logits.scalar_type()),
-              "logits must be floating point, got ", logits.scalar_type());
+  TORCH_CHECK(at::isFloatingType(logits.scalar_type()), "logits must be floating point, got ",
+              logits.scalar_type());
   TORCH_CHECK(target.dim() == 1 && target.size(0) == logits.size(0),
               "target must be (N,) with N = ", logits.size(0), ", got ", target.sizes());
   TORCH_CHECK(target.scalar_type() == at::kLong, "target must be int64, got ",
@@ -24,13 +24,13 @@ inline void check_cross_entropy_args(const at::Tensor& logits, const at::Tensor&
               " but logits is on ", logits.device());
   if (weight.has_value()) {
     const auto& w = *weight;
-    TORCH_CHECK(w.dim() == 1 && w.size(0) == logits.size(1), "weight must be (C,) with C = ",
-                logits.size(1), ", got ", w.sizes());
-    TORCH_CHECK(w.device() == logits.device(), "weight is on ", w.device(),
-                " but logits is on ", logits.device());
+    TORCH_CHECK(w.dim() == 1 && w.size(0) == logits.size(1),
+                "weight must be (C,) with C = ", logits.size(1), ", got ", w.sizes());
+    TORCH_CHECK(w.device() == logits.device(), "weight is on ", w.device(), " but logits is on ",
+                logits.device());
     const auto opmath = logits.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-    TORCH_CHECK(w.scalar_type() == opmath, "weight must be ", opmath, " for ",
-                logits.scalar_type(), " logits, got ", w.scalar_type());
+    TORCH_CHECK(w.scalar_type() == opmath, "weight must be ", opmath, " for ", logits.scalar_type(),
+                " logits, got ", w.scalar_type());
   }
 }
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# The one script for a borrowed GPU machine (H100/H200, no internet): build the extension for
+# sm_90, run the test suite on CUDA, run every CUDA kernel once under compute-sanitizer, run the
+# benchmark, and leave everything under $OUT. Run from the repository root:
+#
+#     OUT=/path/to/empty/dir [BENCH_GIT_COMMIT=<sha>] bash benchmarks/device_check.sh
+#
+# The machine gets a copy of the working tree without .git, so pass BENCH_GIT_COMMIT to have
+# the commit recorded in the results. Each stage is time-boxed so that the whole run ends within
+# DEVICE_CHECK_TOTAL_S seconds (default 285, leaving room for a rerun in a 15-minute lease); a
+# stage that fails or times out is recorded and the later stages still run. Exit status 0 means
+# every stage passed. DEVICE_CHECK_STAGES=build,build_info,bench (say) runs only those stages,
+# for a rerun that needs less than the whole check.
+
+set -u -o pipefail
+
+export OUT="${OUT:-benchmarks/out/device_check}"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+export PY="${PYTHON:-$(command -v python || command -v python3)}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONUNBUFFERED=1
+TOTAL_S="${DEVICE_CHECK_TOTAL_S:-285}"
+SELECTED=",${DEVICE_CHECK_STAGES:-gpu,build,build_info,tests,sanitizer,bench},"
+START=$(date +%s)
+STAGES_TSV="$OUT/stages.tsv"
+printf 'stage\tstatus\tseconds\tdetail\n' >"$STAGES_TSV"
+FAILED=0
+
+remaining() { echo $((TOTAL_S - ($(date +%s) - START))); }
+
+record() { # name status seconds detail
+  printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$STAGES_TSV"
+  [ "$2" = PASS ] || FAILED=1
+}
+
+# run_stage NAME CAP RESERVE COMMAND
+# Runs COMMAND (a bash string) for at most min(CAP, time left - RESERVE) seconds, RESERVE being
+# the least the later stages need. The limit is exported as STAGE_LIMIT for the command.
+run_stage() {
+  local name=$1 cap=$2 reserve=$3 cmd=$4
+  if [[ "$SELECTED" != *",$name,"* ]]; then
+    printf '%s\t%s\t%s\t%s\n' "$name" "not run" 0 "not in DEVICE_CHECK_STAGES" >>"$STAGES_TSV"
+    return
+  fi
+  local left=$(($(remaining) - reserve))
+  local limit=$((cap < left ? cap : left))
+  if ((limit < 10)); then
+    echo "=== [$name] skipped: no time left"
+    record "$name" SKIP 0 "no time left"
+    return
+  fi
+  echo
+  echo "=== [$name] (limit ${limit}s) ==="
+  local t0 rc dt
+  t0=$(date +%s)
+  STAGE_LIMIT=$limit timeout --kill-after=10 "$limit" bash -c "$cmd"
+  rc=$?
+  dt=$(($(date +%s) - t0))
+  if ((rc == 0)); then
+    record "$name" PASS "$dt" ""
+  elif ((rc == 124 || rc == 137)); then
+    record "$name" TIMEOUT "$dt" "killed after ${limit}s"
+  else
+    record "$name" FAIL "$dt" "exit $rc"
+  fi
+  echo "=== [$name] exit $rc after ${dt}s"
+}
+
+find_sanitizer() {
+  local candidate nvcc_dir=""
+  command -v nvcc >/dev/null 2>&1 && nvcc_dir="$(dirname "$(command -v nvcc)")"
+  for candidate in "$(command -v compute-sanitizer 2>/dev/null)" \
+    "${CUDA_HOME:-/usr/local/cuda}/bin/compute-sanitizer" \
+    "$nvcc_dir/compute-sanitizer" /usr/local/cuda/bin/compute-sanitizer \
+    /usr/local/cuda-*/bin/compute-sanitizer; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  return 1
+}
+export SANITIZER="${SANITIZER:-$(find_sanitizer || true)}"
+
+# Third argument: the least the later stages need, from build 60 s, build_info 10 s, tests 30 s,
+# sanitizer 30 s, bench 60 s and the summary 10 s, so a slow build cannot starve them all.
+run_stage gpu 20 200 '
+  nvidia-smi
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  "$PY" -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.version.cuda, torch.cuda.get_device_name())"
+'
+
+# sm_90 only: both lent GPUs are Hopper and one architecture halves the compile time.
+run_stage build 150 140 '
+  TORCH_CUDA_ARCH_LIST=9.0 FORCE_CUDA=1 COOKBOOK_OPS_CUDA=1 MAX_JOBS=16 \
+    "$PY" -m pip install --no-build-isolation --no-deps --no-index -v -e . >"$OUT/build.log" 2>&1
+  rc=$?
+  tail -n 25 "$OUT/build.log"
+  exit $rc
+'
+
+run_stage build_info 45 130 '
+  "$PY" -c "import cookbook_ops; print(cookbook_ops.build_info())"
+  "$PY" -c "
+import sys, cookbook_ops
+backends = cookbook_ops.available_backends(\"cuda\")
+print(\"CUDA backends:\", backends)
+sys.exit(0 if \"cuda\" in backends else \"the CUDA kernels are not available\")
+"
+'
+
+run_stage tests 100 100 '
+  "$PY" -m pytest tests -x -q -p no:cacheprovider --junitxml="$OUT/junit.xml"
+'
+
+run_stage sanitizer 60 70 '
+  if [ -z "$SANITIZER" ]; then echo "compute-sanitizer not found"; exit 3; fi
+  # No caching allocator: each tensor its own cudaMalloc, so an overrun is visible to memcheck.
+  PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 99 \
+    "$PY" benchmarks/sanitizer_cases.py --device cuda >"$OUT/sanitizer.log" 2>&1
+  rc=$?
+  grep -E "ERROR SUMMARY|failing case|FAIL" "$OUT/sanitizer.log" | head -n 20
+  tail -n 5 "$OUT/sanitizer.log"
+  exit $rc
+'
+
+# The benchmark stops starting new cases once its budget is spent and still writes its
+# results, so its budget is the stage limit less the longest case and the writing.
+run_stage bench 240 10 '
+  "$PY" benchmarks/bench_label_smoothing_cross_entropy.py --device cuda --out "$OUT/bench" \
+    --time-budget $((STAGE_LIMIT - 35))
+  rc=$?
+  cp "$OUT"/bench/*.json "$OUT"/bench/*.md "$OUT"/ 2>/dev/null
+  exit $rc
+'
+
+echo
+echo "=== summary ($(($(date +%s) - START))s) ==="
+for json in "$OUT"/bench/*.json; do
+  [ -e "$json" ] && "$PY" benchmarks/make_report.py --summary "$json"
+done
+column -t -s $'\t' "$STAGES_TSV" 2>/dev/null || cat "$STAGES_TSV"
+exit $FAILED

@@ -1,0 +1,7 @@
+"""Triton kernels for the ``*_triton`` ops declared in :mod:`cookbook_ops._library`.
+
+Importing this package registers the kernels. It compiles nothing and touches no device at
+import time, so a missing or broken GPU only shows up when a kernel is first launched.
+"""
+
+from cookbook_ops.triton import label_smoothing_cross_entropy  # noqa: F401

@@ -1,0 +1,572 @@
+"""Label-smoothed cross-entropy in Triton: one streaming pass over the logits each way.
+
+Forward reads every logit once: an online softmax over BLOCK_C chunks (running row max, per-lane
+sums of exp rescaled when the max grows) fused with sum x (or sum w x) and the first argmax, then
+    loss = (on-off) w_y ((m - x_y) + log s) + off (W lse - sum_c w_c x_c)
+with w = 1 and W = C without class weights. Backward reads the logits once more, with the lse
+saved by forward, and writes
+    grad_c = g (((on-off) w_y + off W) p_c - (on-off) w_y [c == y] - off w_c).
+
+The target enters only through ``_load_target``, ``_gather_class_weight`` and
+``_subtract_target``, so a two-target (mixup) kernel can reuse the streaming loops unchanged.
+
+``on``/``off``/``ignore_index`` are runtime arguments: a smoothing schedule never recompiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import torch
+import triton
+import triton.language as tl
+
+from cookbook_ops import _library
+from cookbook_ops.reference.label_smoothing_cross_entropy import opmath_dtype
+
+# Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
+_INTERPRETED = bool(triton.knobs.runtime.interpret)
+
+# Largest chunk of a row one program holds at once. Bigger chunks mean fewer trips around the
+# loop but more registers per thread for the per-lane accumulators.
+_MAX_BLOCK_C = 4096
+_MAX_BLOCK_C_FP64 = 1024
+# Small rows are packed several to a program so that a program still streams ~this many logits.
+_TARGET_TILE = 1024
+_MAX_BLOCK_N = 64
+
+# Arguments that must not be specialised: a batch of 1 or a ragged last batch, or an unusual
+# ignore_index, should reuse the compiled kernel.
+_NO_SPECIALIZE = ["n_rows", "ignore_index"]
+
+
+# --- target helpers (the part a mixup variant calls once per target) -----------------------
+
+
+@triton.jit
+def _load_target(target_ptr, rows, n_cols, ignore_index):
+    y = tl.load(target_ptr + rows)
+    keep = y != ignore_index
+    in_range = (y >= 0) & (y < n_cols)
+    # Ignored and out-of-range rows gather column 0: no load ever leaves the row.
+    y_safe = tl.where(keep & in_range, y, 0)
+    return y, y_safe, keep, in_range
+
+
+@triton.jit
+def _gather_class_weight(weight_ptr, y_safe, dtype: tl.constexpr, HAS_WEIGHT: tl.constexpr):
+    if HAS_WEIGHT:
+        w_y = tl.load(weight_ptr + y_safe).to(dtype)
+    else:
+        w_y = tl.full(y_safe.shape, 1.0, dtype)
+    return w_y
+
+
+@triton.jit
+def _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT: tl.constexpr):
+    """w_y * -log p_y for one target per row, from the row max m and log sum exp(x - m)."""
+    x_y = tl.load(logits_ptr + row_start + y_safe).to(m.dtype)
+    w_y = _gather_class_weight(weight_ptr, y_safe, m.dtype, HAS_WEIGHT)
+    # (m - x_y) + log s rather than lse - x_y: exact 0 + tiny when the target is the max.
+    return w_y * ((m - x_y) + log_s)
+
+
+@triton.jit
+def _subtract_target(grad, cols, y_safe, amount):
+    # y_safe is in [0, n_cols): comparing in int32 saves a sign extension and a second
+    # compare per element over the int64 target.
+    hit = cols[None, :] == y_safe.to(tl.int32)[:, None]
+    return tl.where(hit, grad - amount[:, None], grad)
+
+
+@triton.jit
+def _split_scalar(hi, lo, dtype: tl.constexpr):
+    # Python floats reach a kernel as fp32; the host splits each into an fp32 pair so an fp64
+    # kernel still sees ~48 bits of on/off (and float64 results match the float64 reference).
+    return tl.cast(hi, dtype) + tl.cast(lo, dtype)
+
+
+@triton.jit
+def _row_offsets(pid, n_rows, stride_row, BLOCK_N: tl.constexpr, ALIGN: tl.constexpr):
+    rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    row_mask = rows < n_rows
+    # Tail rows of the last program re-read the last row (stores are masked), so column masks
+    # alone guard the loads and stay constant over ALIGN-wide vectors.
+    rows = tl.minimum(rows, n_rows - 1)
+    # ALIGN divides the row stride (checked on the host): each row start is as aligned as the
+    # base pointer, which is what lets the chunk loads become 16-byte vector loads.
+    row_start = tl.multiple_of(rows.to(tl.int64) * stride_row, [ALIGN])
+    return rows, row_mask, row_start
+
+
+@triton.jit
+def _load_class_weights(weight_ptr, cols, col_mask, MASKED: tl.constexpr, dtype: tl.constexpr):
+    # Loaded directly as a (1, BLOCK_C) row: a 1-D load broadcast afterwards would need a
+    # layout conversion through shared memory (and a barrier) on every chunk.
+    if MASKED:
+        w = tl.load(weight_ptr + cols[None, :], mask=col_mask[None, :], other=0.0)
+    else:
+        w = tl.load(weight_ptr + cols[None, :])
+    return w.to(dtype)
+
+
+@triton.jit
+def _aligned_length(n_cols, ALIGN: tl.constexpr):
+    # Equal to n_cols (the host picks ALIGN dividing it), but written so the compiler can see
+    # the divisibility: column masks then stay constant over ALIGN-wide vectors. multiple_of
+    # cannot carry this hint on a kernel argument.
+    return (n_cols // ALIGN) * ALIGN
+
+
+@triton.jit
+def _exp(x):
+    if x.dtype == tl.float64:
+        return tl.exp(x)
+    else:
+        # exp2 lowers to a bare ex2.approx.ftz; tl.exp adds a denormal-range fixup around it
+        # (~3 extra instructions per logit in a loop that is close to issue-bound).
+        return tl.exp2(x * 1.4426950408889634)
+
+
+@triton.jit
+def _online_softmax_chunk(x, x_weighted, cols, m, best, s_lane, sx_lane):
+    """Fold one (BLOCK_N, BLOCK_C) chunk into the running row max m, first argmax best and the
+    per-lane partial sums of exp(x - m) and (w) x. x is -inf, x_weighted 0, past the row end."""
+    chunk_max = tl.max(x, axis=1)
+    # Strict: an equal maximum in a later chunk must not move the first argmax. The index
+    # search is a second reduction, paid only on the few chunks that raise some row's max.
+    grows = chunk_max > m
+    if tl.max(grows.to(tl.int32), axis=0) > 0:
+        hit = x == chunk_max[:, None]
+        first = tl.min(tl.where(hit, cols[None, :], 2147483647), axis=1)
+        best = tl.where(grows, first, best)
+    m_new = tl.maximum(m, chunk_max)
+    # A row that is all -inf so far shifts by 0 instead, so exp never sees -inf - -inf.
+    shift = tl.where(m_new == float("-inf"), 0.0, m_new)
+    s_lane = s_lane * _exp(m - shift)[:, None] + _exp(x - shift[:, None])
+    sx_lane += x_weighted
+    return m_new, best, s_lane, sx_lane
+
+
+@triton.jit
+def _row_softmax_stats(
+    logits_ptr,
+    row_start,
+    weight_ptr,
+    n_cols,
+    acc_dtype: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """One pass over BLOCK_N rows: row max m, log sum exp(x - m), sum (w) x and the first
+    argmax. Everything the loss needs except the target terms."""
+    n_cols_aligned = _aligned_length(n_cols, ALIGN)
+    cols0 = tl.arange(0, BLOCK_C)
+    m = tl.full([BLOCK_N], float("-inf"), acc_dtype)
+    best = tl.zeros([BLOCK_N], tl.int32)
+    # Per-lane partial sums, reduced across the row once after the loop: the loop body then
+    # has a single cross-thread reduction (the max) per chunk.
+    s_lane = tl.zeros([BLOCK_N, BLOCK_C], acc_dtype)
+    sx_lane = tl.zeros([BLOCK_N, BLOCK_C], acc_dtype)
+    # Whole chunks first, then at most one masked tail. Each whole chunk's load is issued one
+    # iteration ahead, so it is in flight while the previous chunk is reduced: without it a
+    # program has nothing outstanding between its reductions, and with ~2 programs per SM
+    # (register-bound) too few bytes are in flight to cover HBM latency. Its mask is all-or-
+    # nothing (n_full and start are multiples of BLOCK_C), so it stays a plain vector load.
+    n_full = (n_cols // BLOCK_C) * BLOCK_C
+    row_ptrs = logits_ptr + row_start[:, None]
+    x_next = tl.load(row_ptrs + cols0[None, :], mask=(cols0 < n_full)[None, :])
+    for start in range(0, n_full, BLOCK_C):
+        cols = start + cols0
+        x = x_next.to(acc_dtype)
+        x_next = tl.load(
+            row_ptrs + (cols + BLOCK_C)[None, :], mask=(cols + BLOCK_C < n_full)[None, :]
+        )
+        x_weighted = x
+        if HAS_WEIGHT:
+            x_weighted = _load_class_weights(weight_ptr, cols, None, False, acc_dtype) * x
+        m, best, s_lane, sx_lane = _online_softmax_chunk(
+            x, x_weighted, cols, m, best, s_lane, sx_lane
+        )
+    if n_full < n_cols:
+        cols = n_full + cols0
+        col_mask = cols < n_cols_aligned
+        x = tl.load(row_ptrs + cols[None, :], mask=col_mask[None, :], other=float("-inf"))
+        x = x.to(acc_dtype)
+        x_weighted = tl.where(col_mask[None, :], x, 0.0)
+        if HAS_WEIGHT:
+            x_weighted *= _load_class_weights(weight_ptr, cols, col_mask, True, acc_dtype)
+        m, best, s_lane, sx_lane = _online_softmax_chunk(
+            x, x_weighted, cols, m, best, s_lane, sx_lane
+        )
+    return m, tl.log(tl.sum(s_lane, axis=1)), tl.sum(sx_lane, axis=1), best
+
+
+# --- kernels -------------------------------------------------------------------------------
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _lsce_forward_kernel(
+    logits_ptr,
+    target_ptr,
+    weight_ptr,
+    weight_sum_ptr,
+    loss_ptr,
+    lse_ptr,
+    correct_ptr,
+    n_rows,
+    n_cols,
+    stride_row,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    ignore_index,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    m, log_s, sum_wx, best = _row_softmax_stats(
+        logits_ptr, row_start, weight_ptr, n_cols, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C
+    )
+    lse = m + log_s
+    if HAS_WEIGHT:
+        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        total_weight = tl.cast(n_cols, acc_dtype)
+    smooth = total_weight * lse - sum_wx
+
+    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
+    delta = _split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = _split_scalar(off_hi, off_lo, acc_dtype)
+    nll = _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT)
+    loss = delta * nll + off * smooth
+    loss = tl.where(in_range, loss, float("nan"))
+    loss = tl.where(keep, loss, 0.0)
+
+    tl.store(loss_ptr + rows, loss, mask=row_mask)
+    tl.store(lse_ptr + rows, lse, mask=row_mask)
+    tl.store(correct_ptr + rows, best.to(tl.int64) == y, mask=row_mask)
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _lsce_backward_kernel(
+    grad_logits_ptr,
+    grad_loss_ptr,
+    logits_ptr,
+    target_ptr,
+    weight_ptr,
+    weight_sum_ptr,
+    lse_ptr,
+    n_rows,
+    n_cols,
+    stride_row,
+    stride_grad_loss,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    ignore_index,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
+    out_dtype: tl.constexpr = grad_logits_ptr.dtype.element_ty
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    n_cols_aligned = _aligned_length(n_cols, ALIGN)
+    # The gradient is contiguous: its rows start at multiples of n_cols, and ALIGN divides it.
+    out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
+    cols0 = tl.arange(0, BLOCK_C)
+
+    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
+    w_y = _gather_class_weight(weight_ptr, y_safe, acc_dtype, HAS_WEIGHT)
+    delta = _split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = _split_scalar(off_hi, off_lo, acc_dtype)
+    if HAS_WEIGHT:
+        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        total_weight = tl.cast(n_cols, acc_dtype)
+    g = tl.load(grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss).to(acc_dtype)
+    g = tl.where(keep, g, 0.0)
+    # An out-of-range target poisons its whole row, as the forward loss does.
+    g = tl.where(in_range | (~keep), g, float("nan"))
+    lse = tl.load(lse_ptr + rows).to(acc_dtype)
+    target_coef = g * delta * w_y
+    softmax_coef = target_coef + g * off * total_weight
+    uniform_coef = g * off
+
+    for start in range(0, n_cols_aligned, BLOCK_C):
+        cols = start + cols0
+        col_mask = cols < n_cols_aligned
+        x = tl.load(
+            logits_ptr + row_start[:, None] + cols[None, :], mask=col_mask[None, :], other=0.0
+        ).to(acc_dtype)
+        p = _exp(x - lse[:, None])
+        if HAS_WEIGHT:
+            w = _load_class_weights(weight_ptr, cols, col_mask, True, acc_dtype)
+            grad = softmax_coef[:, None] * p - uniform_coef[:, None] * w
+        else:
+            grad = softmax_coef[:, None] * p - uniform_coef[:, None]
+        grad = _subtract_target(grad, cols, y_safe, target_coef)
+        tl.store(
+            grad_logits_ptr + out_start[:, None] + cols[None, :],
+            grad.to(out_dtype),
+            mask=row_mask[:, None] & col_mask[None, :],
+        )
+
+
+# --- launch heuristics ---------------------------------------------------------------------
+
+
+def _launch_params(n_cols: int, row_stride: int, dtype: torch.dtype) -> dict:
+    """Block sizes and warps for a row length; shared by the launchers and the compile specs."""
+    element_size = dtype.itemsize
+    max_block = _MAX_BLOCK_C_FP64 if dtype == torch.float64 else _MAX_BLOCK_C
+    block_c = min(triton.next_power_of_2(max(n_cols, 1)), max_block)
+    block_n = max(1, min(_MAX_BLOCK_N, _TARGET_TILE // block_c))
+    # 4 warps for a 1024-logit tile (8 per thread: one 16-byte load in 16-bit), 8 for the
+    # 4096-logit chunks of long rows (16 per thread), so long rows keep enough loads in flight.
+    num_warps = min(8, max(1, (block_n * block_c) // 256))
+    # Elements per 16-byte vector, halved until it divides both the row stride and the row
+    # length: the widest access every row start and the row end are guaranteed to allow.
+    align = 16 // element_size
+    while align > 1 and (n_cols % align or row_stride % align):
+        align //= 2
+    return {"ALIGN": align, "BLOCK_N": block_n, "BLOCK_C": block_c, "num_warps": num_warps}
+
+
+def _split_double(value: float) -> tuple[float, float]:
+    try:
+        hi = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return value, 0.0
+    return hi, value - hi
+
+
+def _device_context(device: torch.device):
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    if device.type == "cpu":
+        if not _INTERPRETED:
+            raise RuntimeError(
+                "cookbook_ops: the Triton label_smoothing_cross_entropy kernels need CUDA tensors "
+                "(CPU tensors only run with TRITON_INTERPRET=1 set before importing cookbook_ops)"
+            )
+        return contextlib.nullcontext()
+    raise RuntimeError(
+        f"cookbook_ops: the Triton label_smoothing_cross_entropy kernels need CUDA tensors, "
+        f"got device {device}"
+    )
+
+
+def _prepare(logits, target, weight):
+    """Validate and normalise the arguments shared by forward and backward."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    if logits.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
+        raise TypeError(f"logits must be float16/bfloat16/float32/float64, got {logits.dtype}")
+    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
+        raise ValueError(
+            f"target must be ({logits.shape[0]},) for logits of shape {tuple(logits.shape)}, "
+            f"got {tuple(target.shape)}"
+        )
+    if target.dtype != torch.int64:
+        raise TypeError(f"target must be int64, got {target.dtype}")
+    if target.device != logits.device:
+        raise ValueError(f"target is on {target.device} but logits is on {logits.device}")
+    n_cols = logits.shape[1]
+    if weight is not None:
+        if weight.dim() != 1 or weight.shape[0] != n_cols:
+            raise ValueError(f"weight must be ({n_cols},), got {tuple(weight.shape)}")
+        if weight.device != logits.device:
+            raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
+        weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
+    if n_cols > 1 and logits.stride(1) != 1:
+        logits = logits.contiguous()
+    return logits, target.contiguous(), weight
+
+
+def _check_target_range(target, n_cols, ignore_index):
+    # CPU tensors only (the interpreter): checking a device tensor would sync the host.
+    if target.device.type != "cpu" or target.numel() == 0:
+        return
+    bad = (target != ignore_index) & ((target < 0) | (target >= n_cols))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise IndexError(
+            f"target[{i}] = {int(target[i])} is out of range for {n_cols} classes "
+            f"(valid: 0..{n_cols - 1} or ignore_index={ignore_index})"
+        )
+
+
+def label_smoothing_cross_entropy_forward(
+    logits, target, weight, on_value, off_value, ignore_index
+):
+    logits, target, weight = _prepare(logits, target, weight)
+    n_rows, n_cols = logits.shape
+    acc_dtype = opmath_dtype(logits.dtype)
+    context = _device_context(logits.device)
+    _check_target_range(target, n_cols, ignore_index)
+    loss = logits.new_empty((n_rows,), dtype=acc_dtype)
+    lse = logits.new_empty((n_rows,), dtype=acc_dtype)
+    correct = logits.new_empty((n_rows,), dtype=torch.bool)
+    if n_rows == 0:
+        return loss, lse, correct
+    if n_cols == 0:  # no class to point at: every kept row is out of range
+        keep = target != ignore_index
+        loss.copy_(torch.where(keep, float("nan"), 0.0))
+        lse.fill_(float("-inf"))
+        correct.fill_(False)
+        return loss, lse, correct
+    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
+    # Unweighted launches pass lse for the unused weight pointers; the kernel never reads them.
+    weight_arg = lse if weight is None else weight
+    weight_sum = lse if weight is None else weight.sum()
+    delta_hi, delta_lo = _split_double(float(on_value) - float(off_value))
+    off_hi, off_lo = _split_double(float(off_value))
+    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
+    with context:
+        _lsce_forward_kernel[grid](
+            logits, target, weight_arg, weight_sum, loss, lse, correct,
+            n_rows, n_cols, logits.stride(0),
+            delta_hi, delta_lo, off_hi, off_lo, int(ignore_index),
+            HAS_WEIGHT=weight is not None, **params,
+        )  # fmt: skip
+    return loss, lse, correct
+
+
+def label_smoothing_cross_entropy_backward(
+    grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index
+):
+    logits, target, weight = _prepare(logits, target, weight)
+    n_rows, n_cols = logits.shape
+    acc_dtype = opmath_dtype(logits.dtype)
+    for name, t in (("grad_loss", grad_loss), ("lse", lse)):
+        if t.dim() != 1 or t.shape[0] != n_rows:
+            raise ValueError(f"{name} must be ({n_rows},), got {tuple(t.shape)}")
+        if t.device != logits.device:
+            raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
+    context = _device_context(logits.device)
+    _check_target_range(target, n_cols, ignore_index)
+    grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
+    if n_rows == 0 or n_cols == 0:
+        return grad_logits
+    lse = lse.to(acc_dtype).contiguous()
+    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
+    weight_arg = lse if weight is None else weight
+    weight_sum = lse if weight is None else weight.sum()
+    delta_hi, delta_lo = _split_double(float(on_value) - float(off_value))
+    off_hi, off_lo = _split_double(float(off_value))
+    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
+    with context:
+        _lsce_backward_kernel[grid](
+            grad_logits, grad_loss, logits, target, weight_arg, weight_sum, lse,
+            n_rows, n_cols, logits.stride(0), grad_loss.stride(0),
+            delta_hi, delta_lo, off_hi, off_lo, int(ignore_index),
+            HAS_WEIGHT=weight is not None, **params,
+        )  # fmt: skip
+    return grad_logits
+
+
+for _device in ("CUDA", "CPU"):
+    torch.library.impl(_library.qualified(_library.LSCE_FORWARD + "_triton"), _device)(
+        label_smoothing_cross_entropy_forward
+    )
+    torch.library.impl(_library.qualified(_library.LSCE_BACKWARD + "_triton"), _device)(
+        label_smoothing_cross_entropy_backward
+    )
+
+
+# --- static compile specs ------------------------------------------------------------------
+
+_TRITON_DTYPES = {
+    torch.float16: "fp16",
+    torch.bfloat16: "bf16",
+    torch.float32: "fp32",
+    torch.float64: "fp64",
+}
+
+
+def static_compile_specs() -> list[dict]:
+    """The kernel configurations the launchers use for the benchmarked shapes (C = 1000 and
+    128256; fp32, bf16, fp16; bf16 also with class weights), forward and backward, for an
+    sm_90 compile check. Constexprs appear in ``signature`` as ``"constexpr"``, as
+    ``ASTSource`` expects."""
+    specs = []
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        for n_cols in (1000, 128256):
+            for has_weight in (False, True) if dtype == torch.bfloat16 else (False,):
+                for direction in ("forward", "backward"):
+                    specs.append(compile_spec(direction, dtype, n_cols, has_weight))
+    return specs
+
+
+def compile_spec(direction: str, dtype: torch.dtype, n_cols: int, has_weight: bool = False) -> dict:
+    """What the launcher compiles for contiguous (N, n_cols) logits of ``dtype``. Tensor
+    pointers come from the caching allocator (16-byte aligned); n_cols and the row stride are
+    listed as aligned only when they are multiples of 16, as Triton's specialisation marks
+    them at run time."""
+    name = _TRITON_DTYPES[dtype]
+    acc = _TRITON_DTYPES[opmath_dtype(dtype)]
+    params = _launch_params(n_cols, n_cols, dtype)
+    num_warps = params.pop("num_warps")
+    constexprs = {"HAS_WEIGHT": has_weight, **params}
+    scalars = {
+        "n_rows": "i32",
+        "n_cols": "i32",
+        "stride_row": "i32",
+        "stride_grad_loss": "i32",
+        "delta_hi": "fp32",
+        "delta_lo": "fp32",
+        "off_hi": "fp32",
+        "off_lo": "fp32",
+        "ignore_index": "i32",
+    }
+    if direction == "forward":
+        fn = _lsce_forward_kernel
+        pointers = {
+            "logits_ptr": f"*{name}",
+            "target_ptr": "*i64",
+            "weight_ptr": f"*{acc}",
+            "weight_sum_ptr": f"*{acc}",
+            "loss_ptr": f"*{acc}",
+            "lse_ptr": f"*{acc}",
+            "correct_ptr": "*i1",
+        }
+    elif direction == "backward":
+        fn = _lsce_backward_kernel
+        pointers = {
+            "grad_logits_ptr": f"*{name}",
+            "grad_loss_ptr": f"*{acc}",
+            "logits_ptr": f"*{name}",
+            "target_ptr": "*i64",
+            "weight_ptr": f"*{acc}",
+            "weight_sum_ptr": f"*{acc}",
+            "lse_ptr": f"*{acc}",
+        }
+    else:
+        raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    types = {**pointers, **scalars}
+    signature = {arg: "constexpr" if arg in constexprs else types[arg] for arg in fn.arg_names}
+    aligned_ints = ["n_cols", "stride_row"] if n_cols % 16 == 0 else []
+    return {
+        "name": f"lsce_{direction}_{name}_C{n_cols}" + ("_weighted" if has_weight else ""),
+        "fn": fn,
+        "signature": signature,
+        "constexprs": constexprs,
+        "num_warps": num_warps,
+        "aligned_args": list(pointers) + aligned_ints,
+        "bandwidth_bound": True,
+        # The logits stream (and the class weights) must be 16-byte loads; per-row scalars
+        # (target, lse, the gathered target logit) are naturally narrower.
+        "min_load_bits": 128,
+        "min_store_bits": 128 if direction == "backward" else None,
+    }

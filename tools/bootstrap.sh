@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Prepare a working environment from nothing but Python 3.10+ and a C++ compiler (nvcc optional):
+# create the virtual environment if it is missing, install torch and the test/benchmark tools,
+# then build the extension in place against that torch.
+#
+#   PYTHON   interpreter used to create the environment (default: python3)
+#   VENV     environment folder (default: .venv)
+#   TORCH_SPEC  pip requirement for torch (default: torch>=2.6)
+# Build switches (COOKBOOK_OPS_CUDA, FORCE_CUDA, TORCH_CUDA_ARCH_LIST, MAX_JOBS) pass through to setup.py.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+TORCH_SPEC=${TORCH_SPEC:-torch>=2.6}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV with $($PYTHON --version 2>&1)"
+  "$PYTHON" -m venv "$VENV"
+fi
+export PATH="$PWD/$VENV/bin:$PATH"
+
+if ! python -c "import setuptools, wheel" >/dev/null 2>&1; then
+  python -m pip install --quiet --upgrade pip setuptools wheel
+fi
+# A no-op when an installed torch already satisfies the requirement.
+python -m pip install --quiet "$TORCH_SPEC"
+python -m pip install --quiet -r requirements-dev.txt
+
+echo "bootstrap: building cookbook_ops in place"
+export MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
+mkdir -p build
+if ! python -m pip install --no-build-isolation --no-deps -v -e . >build/pip-build.log 2>&1; then
+  tail -n 60 build/pip-build.log
+  echo "bootstrap: building cookbook_ops failed (full log: build/pip-build.log)" >&2
+  exit 1
+fi
+grep "cookbook_ops setup:" build/pip-build.log || true
+python -c "import cookbook_ops, json; print('bootstrap: ' + json.dumps({k: cookbook_ops.build_info()[k] for k in ('available_backends', 'cpu_kernels', 'cuda_kernels', 'extension_error', 'built_with_cuda')}))"
