@@ -123,8 +123,9 @@ def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
 
 
 def _check_target_range(target, num_classes, ignore_index):
-    # Only where it costs no device sync: CPU tensors in eager mode. Device kernels turn an
-    # out-of-range target into a NaN loss for that row instead of reading out of bounds.
+    # For the reference on CPU tensors in eager mode, where it costs no device sync (the C++
+    # and Triton ops check CPU targets themselves). Device kernels turn an out-of-range target
+    # into a NaN loss for that row instead of reading out of bounds.
     if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
         return
     bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
@@ -220,7 +221,8 @@ def label_smoothing_cross_entropy(
     on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
 
     chosen = _backend.resolve_backend(backend, logits.device)
-    _check_target_range(target1d, num_classes, ignore_index)
+    if chosen == "reference":
+        _check_target_range(target1d, num_classes, ignore_index)
     if weight is not None:  # kernels take class weights in op-math precision
         weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
     loss, correct = _rows(logits2d, target1d, weight, on_value, off_value, ignore_index, chosen)
