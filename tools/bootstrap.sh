@@ -27,13 +27,26 @@ fi
 python -m pip install --quiet "$TORCH_SPEC"
 python -m pip install --quiet -r requirements-dev.txt
 
-echo "bootstrap: building cookbook_ops in place"
-export MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
+# Rebuild only when something that goes into the build changed: the sources, setup.py, the
+# torch it builds against, or a build switch.
 mkdir -p build
-if ! python -m pip install --no-build-isolation --no-deps -v -e . >build/pip-build.log 2>&1; then
-  tail -n 60 build/pip-build.log
-  echo "bootstrap: building cookbook_ops failed (full log: build/pip-build.log)" >&2
-  exit 1
+stamp=$( {
+  find csrc setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 sha256sum
+  python -c "import torch; print(torch.__version__)"
+  env | grep -E "^(COOKBOOK_OPS_CUDA|COOKBOOK_OPS_EXTENSION|FORCE_CUDA|TORCH_CUDA_ARCH_LIST|CUDA_HOME)=" | sort
+} | sha256sum | cut -d" " -f1)
+if [ -f build/.bootstrap-stamp ] && [ "$(cat build/.bootstrap-stamp)" = "$stamp" ] \
+  && [ -f cookbook_ops/_build_config.py ]; then
+  echo "bootstrap: cookbook_ops is up to date"
+else
+  echo "bootstrap: building cookbook_ops in place"
+  export MAX_JOBS=${MAX_JOBS:-$(nproc 2>/dev/null || echo 2)}
+  if ! python -m pip install --no-build-isolation --no-deps -v -e . >build/pip-build.log 2>&1; then
+    tail -n 60 build/pip-build.log
+    echo "bootstrap: building cookbook_ops failed (full log: build/pip-build.log)" >&2
+    exit 1
+  fi
+  echo "$stamp" >build/.bootstrap-stamp
+  grep "cookbook_ops setup:" build/pip-build.log | sort -u || true
 fi
-grep "cookbook_ops setup:" build/pip-build.log || true
 python -c "import cookbook_ops, json; print('bootstrap: ' + json.dumps({k: cookbook_ops.build_info()[k] for k in ('available_backends', 'cpu_kernels', 'cuda_kernels', 'extension_error', 'built_with_cuda')}))"
