@@ -12,6 +12,11 @@ import torch
 
 from cookbook_ops import _backend, _library
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    check_target_range,
+    opmath_dtype,
+    smoothing_weights,
+)
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward as reference_backward,
 )
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
@@ -19,10 +24,6 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
 )
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_rows as reference_rows,
-)
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
-    opmath_dtype,
-    smoothing_weights,
 )
 
 REDUCTIONS = ("none", "mean", "sum")
@@ -122,21 +123,6 @@ def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
     return loss, correct
 
 
-def _check_target_range(target, num_classes, ignore_index):
-    # For the reference on CPU tensors in eager mode, where it costs no device sync (the C++
-    # and Triton ops check CPU targets themselves). Device kernels turn an out-of-range target
-    # into a NaN loss for that row instead of reading out of bounds.
-    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
-        return
-    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise IndexError(
-            f"target[{i}] = {int(target[i])} is out of range for {num_classes} classes "
-            f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})"
-        )
-
-
 def label_smoothing_cross_entropy(
     logits: torch.Tensor,
     target: torch.Tensor,
@@ -222,7 +208,8 @@ def label_smoothing_cross_entropy(
 
     chosen = _backend.resolve_backend(backend, logits.device)
     if chosen == "reference":
-        _check_target_range(target1d, num_classes, ignore_index)
+        # the C++ and Triton ops check CPU targets themselves
+        check_target_range(target1d, num_classes, ignore_index)
     if weight is not None:  # kernels take class weights in op-math precision
         weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
     loss, correct = _rows(logits2d, target1d, weight, on_value, off_value, ignore_index, chosen)

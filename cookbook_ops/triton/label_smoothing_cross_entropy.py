@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.reference.label_smoothing_cross_entropy import opmath_dtype
+from cookbook_ops.reference.label_smoothing_cross_entropy import check_target_range, opmath_dtype
 
 # Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
 _INTERPRETED = bool(triton.knobs.runtime.interpret)
@@ -394,19 +394,6 @@ def _prepare(logits, target, weight):
     return logits, target.contiguous(), weight
 
 
-def _check_target_range(target, n_cols, ignore_index):
-    # CPU tensors only (the interpreter): checking a device tensor would sync the host.
-    if target.device.type != "cpu" or target.numel() == 0:
-        return
-    bad = (target != ignore_index) & ((target < 0) | (target >= n_cols))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise IndexError(
-            f"target[{i}] = {int(target[i])} is out of range for {n_cols} classes "
-            f"(valid: 0..{n_cols - 1} or ignore_index={ignore_index})"
-        )
-
-
 def label_smoothing_cross_entropy_forward(
     logits, target, weight, on_value, off_value, ignore_index
 ):
@@ -414,7 +401,7 @@ def label_smoothing_cross_entropy_forward(
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
     context = _device_context(logits.device)
-    _check_target_range(target, n_cols, ignore_index)
+    check_target_range(target, n_cols, ignore_index)
     loss = logits.new_empty((n_rows,), dtype=acc_dtype)
     lse = logits.new_empty((n_rows,), dtype=acc_dtype)
     correct = logits.new_empty((n_rows,), dtype=torch.bool)
@@ -455,7 +442,7 @@ def label_smoothing_cross_entropy_backward(
         if t.device != logits.device:
             raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
     context = _device_context(logits.device)
-    _check_target_range(target, n_cols, ignore_index)
+    check_target_range(target, n_cols, ignore_index)
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
     if n_rows == 0 or n_cols == 0:
         return grad_logits
