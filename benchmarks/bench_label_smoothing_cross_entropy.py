@@ -20,12 +20,10 @@ rewritten after every shape, so a run cut short still leaves its finished shapes
 
 from __future__ import annotations
 
-import argparse
 import functools
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import common
 import make_report
@@ -299,9 +297,8 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
     expected_loss = expected_loss.detach()
     del xe
 
-    records, prepared = [], {}
-    for impl in impls:
-        rec = {
+    records = [
+        {
             "shape": {"n": shape.n, "c": shape.c, "name": shape.name},
             "dtype": str(dtype).removeprefix("torch."),
             "pass": pass_,
@@ -312,47 +309,25 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
             "floor_bytes": floor_bytes(shape, dtype, pass_),
             "bytes_moved_est": bytes_moved_estimate(impl, shape, dtype, pass_),
         }
-        records.append(rec)
-        try:
-            p = prepare(impl, pass_, x0, target, expected_loss, expected_grad, device)
-        except Exception as exc:
-            rec["status"], rec["reason"] = "error", f"{type(exc).__name__}: {exc}"[:500]
-            progress.update(f"{shape.label} {rec['dtype']} {pass_} {impl}: error")
-            continue
+        for impl in impls
+    ]
+
+    def prepare_record(rec):
+        p = prepare(rec["impl"], pass_, x0, target, expected_loss, expected_grad, device)
         rec.update(compile_s=p.compile_s, loss_err=p.loss_err, grad_err=p.grad_err)
         check_status(rec, dtype)
-        if dev.type == "cuda":
-            # One implementation at a time on the GPU: the large-vocabulary cases would not fit
-            # every implementation's buffers at once.
-            try:
-                timing = common.time_cuda(p.fn, reset=p.reset, **effort)
-                rec["peak_mem_bytes"] = common.cuda_peak_memory(p.fn, p.reset)
-                finish_record(rec, timing, copy_gbps)
-            except Exception as exc:
-                rec["status"], rec["reason"] = "error", f"{type(exc).__name__}: {exc}"[:500]
-            del p
-            torch.cuda.empty_cache()
-            progress.update(f"{shape.label} {rec['dtype']} {pass_} {impl}")
-        else:
-            prepared[impl] = p
+        return p.fn, p.reset
 
-    if prepared:
-        timings = common.time_cpu_interleaved(
-            {impl: (p.fn, p.reset) for impl, p in prepared.items()},
-            warmup=effort["warmup"],
-            reps=effort["reps"],
-            min_reps=effort["min_reps"],
-            budget_s=effort["budget_s"] * len(prepared),
-        )
-        for rec in records:
-            if rec["impl"] in timings:
-                finish_record(rec, timings[rec["impl"]], copy_gbps)
-        progress.update(f"{shape.label} {records[0]['dtype']} {pass_}", n=len(prepared))
-
-    eager = next((r for r in records if r["impl"] == "eager" and "median_ms" in r), None)
-    for rec in records:
-        if eager is not None and "median_ms" in rec:
-            rec["speedup_vs_eager"] = eager["median_ms"] / rec["median_ms"]
+    common.measure_group(
+        records,
+        prepare_record,
+        lambda rec, timing: finish_record(rec, timing, copy_gbps),
+        device,
+        effort,
+        progress,
+        f"{shape.label} {records[0]['dtype']} {pass_}",
+    )
+    common.add_speedups(records, "eager", "speedup_vs_eager")
     return records
 
 
@@ -367,158 +342,31 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
+SPEC = common.BenchSpec(
+    benchmark=BENCHMARK,
+    doc=__doc__,
+    call=f"F.cross_entropy(x, t, label_smoothing={SMOOTHING}) and equivalents, mean",
+    impls=IMPLS,
+    passes=PASSES,
+    dtypes=DTYPES,
+    shapes=SHAPES,
+    quick_shapes=QUICK_SHAPES,
+    effort=EFFORT,
+    shapes_help="NxC list, e.g. 256x1000,4096x1000",
+    parse_shapes=parse_shapes,
+    shape_dict=lambda s: {"n": s.n, "c": s.c, "name": s.name},
+    unavailable_reason=unavailable_reason,
+    run_group=run_group,
+    config={"smoothing": SMOOTHING},
+)
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
-    p.add_argument("--quick", action="store_true", help="smallest shapes, few reps (smoke test)")
-    p.add_argument("--out", default=str(common.BENCH_DIR / "out"), help="output folder")
-    p.add_argument("--shapes", default=None, help="NxC list, e.g. 256x1000,4096x1000")
-    p.add_argument("--dtypes", default="fp32,bf16", help=f"from {', '.join(DTYPES)}")
-    p.add_argument("--passes", default=",".join(PASSES), help="fwd, fwd+bwd")
-    p.add_argument("--impls", default=None, help=f"subset of {', '.join(IMPLS)}")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    p.add_argument(
-        "--time-budget",
-        type=float,
-        default=None,
-        help="seconds; (shape, dtype, pass) groups not started by then are recorded as skipped",
-    )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-plot", action="store_true")
-    args = p.parse_args(argv)
-    if args.device is None:
-        args.device = "cuda" if torch.cuda.is_available() else "cpu"
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
-        p.error("--device cuda but torch sees no GPU")
-    return args
+    return common.parse_args(SPEC, argv)
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    t_start = time.perf_counter()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device_type = torch.device(args.device).type
-    if args.shapes:
-        shapes = parse_shapes(args.shapes)
-    else:
-        shapes = (QUICK_SHAPES if args.quick else SHAPES)[device_type]
-    dtypes = [DTYPES[d.strip()] for d in args.dtypes.split(",")]
-    passes = [s.strip() for s in args.passes.split(",")]
-    for pass_ in passes:
-        if pass_ not in PASSES:
-            raise SystemExit(f"unknown pass {pass_!r}; known: {', '.join(PASSES)}")
-    wanted = [i.strip() for i in args.impls.split(",")] if args.impls else list(IMPLS)
-    if "eager" not in wanted:
-        wanted.insert(0, "eager")  # every ratio is against eager in the same run
-    unavailable = {}
-    impls = []
-    for impl in wanted:
-        reason = unavailable_reason(impl, args.device)
-        if reason is None:
-            impls.append(impl)
-        else:
-            unavailable[impl] = reason
-    effort = EFFORT[(device_type, args.quick)]
-
-    out_dir = Path(args.out)
-    stem = f"{BENCHMARK}-{device_type}" + ("-quick" if args.quick else "")
-    json_path = out_dir / f"{stem}.json"
-
-    env = common.environment(args.device)
-    print(f"# {BENCHMARK} on {env['device_name']} ({args.device})", flush=True)
-    print(
-        f"torch {env['torch']}, triton {env['triton']}, cookbook_ops {env['cookbook_ops']}, "
-        f"commit {env['git_commit']}, {env['torch_threads']} CPU threads",
-        flush=True,
-    )
-    load = (env.get("load_average") or [0.0])[0]
-    if device_type == "cpu" and load > 0.5 * (env["cpu_count"] or 1):
-        print(
-            f"warning: load average {load:.1f} on {env['cpu_count']} cores; CPU timings will be "
-            "noisy (ratios from interleaved runs hold up better than absolute times)",
-            flush=True,
-        )
-    print(f"implementations: {', '.join(impls)}", flush=True)
-    for impl, reason in unavailable.items():
-        print(f"  skipped {impl}: {reason}", flush=True)
-    bandwidth = common.copy_bandwidth(args.device, quick=args.quick)
-    print(f"copy bandwidth: {bandwidth['GBps']:.1f} GB/s (read+write)", flush=True)
-
-    run = {
-        "schema_version": 1,
-        "benchmark": BENCHMARK,
-        "call": f"F.cross_entropy(x, t, label_smoothing={SMOOTHING}) and equivalents, mean",
-        "environment": env,
-        "config": {
-            "device": args.device,
-            "quick": args.quick,
-            "smoothing": SMOOTHING,
-            "shapes": [{"n": s.n, "c": s.c, "name": s.name} for s in shapes],
-            "dtypes": [str(d).removeprefix("torch.") for d in dtypes],
-            "passes": passes,
-            "impls": impls,
-            "effort": effort,
-            "seed": args.seed,
-            "time_budget_s": args.time_budget,
-            "argv": sys.argv[1:] if argv is None else list(argv),
-        },
-        "copy_bandwidth": bandwidth,
-        "unavailable": unavailable,
-        "results": [],
-        "skipped": [],
-        "complete": False,
-    }
-    common.write_json(json_path, run)
-
-    total = len(shapes) * len(dtypes) * len(passes) * len(impls)
-    progress = common.Progress(total, desc=BENCHMARK)
-    for shape in shapes:
-        shape_records = []
-        for dtype in dtypes:
-            for pass_ in passes:
-                elapsed = time.perf_counter() - t_start
-                if args.time_budget is not None and elapsed > args.time_budget:
-                    run["skipped"].append(
-                        {
-                            "n": shape.n,
-                            "c": shape.c,
-                            "dtype": str(dtype).removeprefix("torch."),
-                            "pass": pass_,
-                            "reason": f"time budget of {args.time_budget:.0f}s spent",
-                        }
-                    )
-                    progress.update(f"{shape.label} {pass_} skipped (time budget)", n=len(impls))
-                    continue
-                shape_records += run_group(
-                    shape, dtype, pass_, impls, args.device, effort, bandwidth["GBps"], progress
-                )
-        if not shape_records:
-            continue
-        run["results"] += shape_records
-        run["wall_s"] = time.perf_counter() - t_start
-        common.write_json(json_path, run)
-        progress.write(
-            f"\n## {shape.label} ({shape.name})\n\n"
-            + make_report.shape_table(shape_records, peak=device_type == "cuda")
-        )
-    progress.close()
-
-    run["complete"] = not run["skipped"]
-    run["wall_s"] = time.perf_counter() - t_start
-    common.write_json(json_path, run)
-    md_path = out_dir / f"{stem}.md"
-    md_path.write_text(make_report.render(run))
-    written = [json_path, md_path]
-    if not args.no_plot:
-        png_path = make_report.plot_speedups(run, out_dir / f"{stem}.png")
-        if png_path is not None:
-            written.append(png_path)
-    print("\n" + make_report.summary_table(run), flush=True)
-    print(f"\nwrote {', '.join(str(p) for p in written)} in {run['wall_s']:.0f}s", flush=True)
-    bad = [r for r in run["results"] if r["status"] in ("error", "mismatch")]
-    return 1 if bad else 0
+    return common.main(SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,18 @@ OURS_COMPILED = ("cpu", "cuda", "triton")
 SHORT_DTYPE = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "float64": "fp64"}
 
 
+# Results written before runs carried their own floor note are all cross-entropy runs.
+CROSS_ENTROPY_FLOOR_NOTE = (
+    "memory floor: fwd reads the logits once (N*C*elem bytes); fwd+bwd also writes the "
+    "gradient once (2*N*C*elem). GB/s = floor bytes / time; of floor = floor time / time."
+)
+
+
+def shape_label(shape: dict) -> str:
+    """How a result names its shape: its own label, else NxC (cross-entropy runs)."""
+    return shape.get("label") or f"{shape['n']}x{shape['c']}"
+
+
 def _fmt(value, spec: str, missing: str = "-") -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return missing
@@ -49,8 +61,20 @@ def _note(rec: dict) -> str:
 
 
 def shape_table(records: list[dict], peak: bool = False) -> str:
-    """One markdown table for the records of one shape (every dtype and pass)."""
-    head = ["dtype", "pass", "impl", "median ms", "p20-p80 ms", "vs eager", "GB/s", "of floor"]
+    """One markdown table for the records of one shape (every dtype and pass).
+
+    Columns only some benchmarks fill (speedup vs torch.compile, a compute floor) appear only
+    when a record has them, so older tables regenerate unchanged.
+    """
+    vs_compile = any("speedup_vs_compile" in r for r in records)
+    flops = any(r.get("floor_flops") is not None for r in records)
+    head = ["dtype", "pass", "impl", "median ms", "p20-p80 ms", "vs eager"]
+    if vs_compile:
+        head.append("vs compile")
+    head.append("GB/s")
+    if flops:
+        head += ["TFLOP/s", "floor ms", "bound"]
+    head.append("of floor")
     if peak:
         head.append("peak MiB")
     head.append("note")
@@ -68,9 +92,18 @@ def shape_table(records: list[dict], peak: bool = False) -> str:
                 else "-"
             ),
             _fmt(rec.get("speedup_vs_eager"), ".2f") + ("x" if "speedup_vs_eager" in rec else ""),
-            _fmt(rec.get("achieved_GBps"), ".1f"),
-            _fmt(rec.get("fraction_of_floor"), ".2f"),
         ]
+        if vs_compile:
+            speedup = rec.get("speedup_vs_compile")
+            row.append(_fmt(speedup, ".2f") + ("x" if speedup is not None else ""))
+        row.append(_fmt(rec.get("achieved_GBps"), ".1f"))
+        if flops:
+            row += [
+                _fmt(rec.get("achieved_TFLOPs"), ".2f"),
+                _fmt(rec.get("floor_ms"), ".3f"),
+                rec.get("bound") or "-",
+            ]
+        row.append(_fmt(rec.get("fraction_of_floor"), ".2f"))
         if peak:
             peak_bytes = rec.get("peak_mem_bytes")
             row.append(_fmt(peak_bytes / 2**20 if peak_bytes is not None else None, ".1f"))
@@ -83,7 +116,7 @@ def _groups(run: dict):
     """Records grouped by (shape, dtype, pass), in run order."""
     groups: dict[tuple, list[dict]] = {}
     for rec in run.get("results", []):
-        key = (rec["shape"]["n"], rec["shape"]["c"], rec["dtype"], rec["pass"])
+        key = (shape_label(rec["shape"]), rec["dtype"], rec["pass"])
         groups.setdefault(key, []).append(rec)
     return groups
 
@@ -107,7 +140,7 @@ def summary_table(run: dict) -> str:
         "of floor",
     ]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    for (n, c, dtype, pass_), recs in _groups(run).items():
+    for (label, dtype, pass_), recs in _groups(run).items():
         eager, compiled = _timed(recs, "eager"), _timed(recs, "compile")
         ours = [
             r for r in recs if r["impl"] in OURS_COMPILED and r.get("median_ms") is not None
@@ -117,7 +150,7 @@ def summary_table(run: dict) -> str:
         if best is not None:
             best_name = best["impl"] + ("" if best["status"] == "ok" else f" ({best['status']})")
         row = [
-            f"{n}x{c}",
+            label,
             SHORT_DTYPE.get(dtype, dtype),
             pass_,
             _fmt(eager and eager["median_ms"], ".3f"),
@@ -150,26 +183,26 @@ def render(run: dict) -> str:
         f"- call: `{run.get('call', '')}`" + ("; quick run" if cfg.get("quick") else ""),
         f"- copy bandwidth measured in this run: {_fmt(bw.get('GBps'), '.1f')} GB/s "
         "(bytes read + written / median time)",
-        "- memory floor: fwd reads the logits once (N*C*elem bytes); fwd+bwd also writes the "
-        "gradient once (2*N*C*elem). GB/s = floor bytes / time; of floor = floor time / time.",
+        f"- {run.get('floor_note', CROSS_ENTROPY_FLOOR_NOTE)}",
         f"- CPU threads: {env.get('torch_threads')} (load average at start: "
         f"{_fmt((env.get('load_average') or [None])[0], '.2f')}); timing: "
         f"{(run.get('results') or [{}])[0].get('timing', {}).get('method', '-')}, median",
     ]
+    out += [f"- {note}" for note in run.get("notes") or []]
     for impl, reason in (run.get("unavailable") or {}).items():
         out.append(f"- not measured: {IMPL_LABELS.get(impl, impl)}: {reason}")
     for skipped in run.get("skipped") or []:
         out.append(
-            f"- not run: {skipped['n']}x{skipped['c']} {skipped['dtype']} {skipped['pass']}: "
+            f"- not run: {shape_label(skipped)} {skipped['dtype']} {skipped['pass']}: "
             f"{skipped['reason']}"
         )
     out += ["", "## Summary", "", summary_table(run)]
     by_shape: dict[tuple, list[dict]] = {}
     for rec in run.get("results", []):
         shape = rec["shape"]
-        by_shape.setdefault((shape["n"], shape["c"], shape["name"]), []).append(rec)
-    for (n, c, name), recs in by_shape.items():
-        out += [f"## {n}x{c} ({name})", "", shape_table(recs, peak=device.startswith("cuda"))]
+        by_shape.setdefault((shape_label(shape), shape["name"]), []).append(rec)
+    for (label, name), recs in by_shape.items():
+        out += [f"## {label} ({name})", "", shape_table(recs, peak=device.startswith("cuda"))]
     return "\n".join(out)
 
 
@@ -184,7 +217,7 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
         print("matplotlib is not installed: no plot", file=sys.stderr)
         return None
     groups = _groups(run)
-    passes = list(dict.fromkeys(key[3] for key in groups))
+    passes = list(dict.fromkeys(key[2] for key in groups))
     impls = [
         impl
         for impl in IMPL_LABELS
@@ -192,7 +225,7 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
     ]
     if not passes or not impls:
         return None
-    x_labels = list(dict.fromkeys((n, c, d) for n, c, d, _ in groups))
+    x_labels = list(dict.fromkeys((label, d) for label, d, _ in groups))
     fig, axes = plt.subplots(
         len(passes),
         1,
@@ -204,8 +237,8 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
     for ax, pass_ in zip(axes[:, 0], passes):
         for k, impl in enumerate(impls):
             xs, ys, hatches = [], [], []
-            for i, (n, c, d) in enumerate(x_labels):
-                rec = _timed(groups.get((n, c, d, pass_), []), impl)
+            for i, (label, d) in enumerate(x_labels):
+                rec = _timed(groups.get((label, d, pass_), []), impl)
                 if rec is None or rec.get("speedup_vs_eager") is None:
                     continue
                 xs.append(i - 0.4 + width * (k + 0.5))
@@ -218,7 +251,7 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
         ax.set_ylabel("speedup vs eager")
         ax.set_title(pass_)
         ax.set_xticks(range(len(x_labels)))
-        ax.set_xticklabels([f"{n}x{c}\n{SHORT_DTYPE.get(d, d)}" for n, c, d in x_labels])
+        ax.set_xticklabels([f"{label}\n{SHORT_DTYPE.get(d, d)}" for label, d in x_labels])
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(ncol=min(len(impls), 4), fontsize="small")
     env = run.get("environment", {})

@@ -11,12 +11,13 @@ from cookbook_ops import (  # noqa: E402
     reference,
 )
 from cookbook_ops._backend import available_backends, build_info, use_backend
-from cookbook_ops.ops import label_smoothing_cross_entropy
+from cookbook_ops.ops import bilinear_pool, label_smoothing_cross_entropy
 
 __version__ = "0.1.0"
 
 __all__ = [
     "available_backends",
+    "bilinear_pool",
     "build_info",
     "label_smoothing_cross_entropy",
     "nn",

@@ -86,8 +86,17 @@ _build_config = _load_build_config()
 EXTENSION_LOADED = _load_extension()
 TRITON_LOADED = _load_triton()
 TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
-CPU_KERNELS = EXTENSION_LOADED and _has_kernel(_library.LSCE_FORWARD, "CPU")
-CUDA_KERNELS = EXTENSION_LOADED and _has_kernel(_library.LSCE_FORWARD, "CUDA")
+# Which compiled kernels each op has (an extension built from older sources may lack some).
+KERNELS = {
+    op: {
+        "cpu": EXTENSION_LOADED and _has_kernel(op, "CPU"),
+        "cuda": EXTENSION_LOADED and _has_kernel(op, "CUDA"),
+        "triton": TRITON_LOADED and _has_kernel(op + "_triton", "CUDA"),
+    }
+    for op in _library.FORWARD_OPS
+}
+CPU_KERNELS = EXTENSION_LOADED and all(k["cpu"] for k in KERNELS.values())
+CUDA_KERNELS = EXTENSION_LOADED and all(k["cuda"] for k in KERNELS.values())
 
 _ENV_BACKEND = os.environ.get("COOKBOOK_OPS_BACKEND", "auto").strip().lower() or "auto"
 if _ENV_BACKEND not in BACKENDS:
@@ -96,25 +105,38 @@ if _ENV_BACKEND not in BACKENDS:
 _backend_stack: list[str] = []
 
 
-def _backend_usable(name: str, device_type: str) -> str | None:
-    """None if ``name`` can run on ``device_type``, else the reason it cannot."""
+def _has_op_kernels(name: str, op: str | None) -> bool:
+    if op is None:
+        return all(k[name] for k in KERNELS.values())
+    return KERNELS[op][name]
+
+
+def _backend_usable(name: str, device_type: str, op: str | None = None) -> str | None:
+    """None if ``name`` can run ``op`` (every op when None) on ``device_type``, else why not."""
+    what = "every op" if op is None else op
     if name == "reference":
         return None
     if name == "cpu":
         if device_type != "cpu":
             return f"backend 'cpu' needs CPU tensors, got device type {device_type!r}"
-        return None if CPU_KERNELS else f"the C++ CPU kernels are not available: {_extension_error}"
+        if not EXTENSION_LOADED:
+            return f"the C++ CPU kernels are not available: {_extension_error}"
+        if not _has_op_kernels("cpu", op):
+            return f"the extension was built without C++ CPU kernels for {what}"
+        return None
     if name == "cuda":
         if device_type != "cuda":
             return f"backend 'cuda' needs CUDA tensors, got device type {device_type!r}"
-        if CUDA_KERNELS:
-            return None
-        if EXTENSION_LOADED:
-            return "the extension was built without CUDA kernels"
-        return f"the CUDA kernels are not available: {_extension_error}"
+        if not EXTENSION_LOADED:
+            return f"the CUDA kernels are not available: {_extension_error}"
+        if not _has_op_kernels("cuda", op):
+            return f"the extension was built without CUDA kernels for {what}"
+        return None
     if name == "triton":
         if not TRITON_LOADED:
             return f"the Triton kernels are not available: {_triton_error}"
+        if not _has_op_kernels("triton", op):
+            return f"no Triton kernels for {what}"
         if device_type == "cuda" or (device_type == "cpu" and TRITON_INTERPRET):
             return None
         return (
@@ -124,8 +146,8 @@ def _backend_usable(name: str, device_type: str) -> str | None:
     raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {name!r}")
 
 
-def resolve_backend(backend: str, device: torch.device) -> str:
-    """The concrete backend for one call: 'reference', 'cpu', 'cuda' or 'triton'."""
+def resolve_backend(backend: str, device: torch.device, op: str) -> str:
+    """The concrete backend for one call of ``op``: 'reference', 'cpu', 'cuda' or 'triton'."""
     if not isinstance(backend, str) or backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     if backend == "auto":
@@ -136,10 +158,10 @@ def resolve_backend(backend: str, device: torch.device) -> str:
         # Triton; the pure-PyTorch reference wherever nothing compiled can run.
         order = {"cpu": ("cpu",), "cuda": ("cuda", "triton")}.get(device_type, ())
         for candidate in order:
-            if _backend_usable(candidate, device_type) is None:
+            if _backend_usable(candidate, device_type, op) is None:
                 return candidate
         return "reference"
-    reason = _backend_usable(backend, device_type)
+    reason = _backend_usable(backend, device_type, op)
     if reason is not None:
         raise RuntimeError(f"cookbook_ops: backend={backend!r} cannot run here: {reason}")
     return backend
@@ -157,15 +179,18 @@ def use_backend(name: str):
         _backend_stack.pop()
 
 
-def available_backends(device: str | torch.device | None = None) -> list[str]:
-    """Backends that can run on ``device`` (default: every device this process has)."""
+def available_backends(
+    device: str | torch.device | None = None, op: str | None = None
+) -> list[str]:
+    """Backends that can run on ``device`` (default: any device this process has) for ``op``
+    (a forward op name such as "bilinear_pool_forward"; default: every op)."""
     if device is None:
         device_types = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     else:
         device_types = [torch.device(device).type]
     names = []
     for name in BACKENDS[1:]:
-        if any(_backend_usable(name, t) is None for t in device_types):
+        if any(_backend_usable(name, t, op) is None for t in device_types):
             names.append(name)
     return names
 
@@ -178,6 +203,7 @@ def build_info() -> dict:
         "extension_error": _extension_error,
         "cpu_kernels": CPU_KERNELS,
         "cuda_kernels": CUDA_KERNELS,
+        "kernels_per_op": KERNELS,
         "triton_loaded": TRITON_LOADED,
         "triton_error": _triton_error,
         "triton_interpret": TRITON_INTERPRET,

@@ -39,6 +39,24 @@ for _suffix in ("", "_triton"):
     lib.define(LSCE_FORWARD + _suffix + _LSCE_FORWARD)
     lib.define(LSCE_BACKWARD + _suffix + _LSCE_BACKWARD)
 
+# --- bilinear pooling with signed sqrt and L2 normalization -------------------------------
+# x (N, D1, M) contiguous; y (N, D2, M) contiguous or None (one stream: y = x).
+# G = x y^T / M, v = sign(G) sqrt(|G| + eps), z = v / max(||v||, 1e-12) flattened to
+# (N, D1*D2) in the dtype of x; norm (N,) = ||v|| (op-math dtype, not clamped).
+_BILINEAR_FORWARD = "(Tensor x, Tensor? y, float eps) -> (Tensor z, Tensor norm)"
+# Gradients from x, y, z and norm only (never G): [grad_x] or [grad_x, grad_y].
+_BILINEAR_BACKWARD = "(Tensor grad_z, Tensor x, Tensor? y, Tensor z, Tensor norm) -> Tensor[]"
+
+BILINEAR_FORWARD = "bilinear_pool_forward"
+BILINEAR_BACKWARD = "bilinear_pool_backward"
+
+for _suffix in ("", "_triton"):
+    lib.define(BILINEAR_FORWARD + _suffix + _BILINEAR_FORWARD)
+    lib.define(BILINEAR_BACKWARD + _suffix + _BILINEAR_BACKWARD)
+
+# Every op family, by its forward op name (backends are probed per op).
+FORWARD_OPS = (LSCE_FORWARD, BILINEAR_FORWARD)
+
 
 def qualified(name: str) -> str:
     return f"{NAMESPACE}::{name}"

@@ -32,18 +32,18 @@ def interpreted(backend: str, device: str) -> bool:
     return backend == "triton" and device == "cpu"
 
 
-def backend_params():
-    """(device, backend) pairs for every backend that can run here, as pytest params."""
+def backend_params(op: str):
+    """(device, backend) pairs for every backend that can run ``op`` here, as pytest params."""
     params = []
     for device in DEVICES:
-        for backend in cookbook_ops.available_backends(device):
+        for backend in cookbook_ops.available_backends(device, op):
             params.append(pytest.param(device, backend, id=f"{device}-{backend}"))
     return params
 
 
-def compiled_backend_params():
+def compiled_backend_params(op: str):
     """Like backend_params() but only the kernels of ours (not the pure-PyTorch reference)."""
-    return [p for p in backend_params() if p.values[1] != "reference"]
+    return [p for p in backend_params(op) if p.values[1] != "reference"]
 
 
 @pytest.fixture(autouse=True)

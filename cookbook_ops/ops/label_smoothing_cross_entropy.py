@@ -206,7 +206,7 @@ def label_smoothing_cross_entropy(
             raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
     on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
 
-    chosen = _backend.resolve_backend(backend, logits.device)
+    chosen = _backend.resolve_backend(backend, logits.device, _library.LSCE_FORWARD)
     if chosen == "reference":
         # the C++ and Triton ops check CPU targets themselves
         check_target_range(target1d, num_classes, ignore_index)

@@ -1,5 +1,10 @@
 """Pure-PyTorch versions of every cookbook_ops op: test oracles and the no-kernel fallback."""
 
+from cookbook_ops.reference.bilinear_pool import (
+    bilinear_pool_backward,
+    bilinear_pool_forward,
+    bilinear_pool_rows,
+)
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_forward,
@@ -16,7 +21,19 @@ def label_smoothing_cross_entropy(logits, target, smoothing=0.0, **kwargs):
     return label_smoothing_cross_entropy(logits, target, smoothing, **kwargs)
 
 
+def bilinear_pool(x, y=None, **kwargs):
+    """The public op computed entirely with PyTorch operators (differentiable by autograd)."""
+    from cookbook_ops.ops.bilinear_pool import bilinear_pool
+
+    kwargs["backend"] = "reference"
+    return bilinear_pool(x, y, **kwargs)
+
+
 __all__ = [
+    "bilinear_pool",
+    "bilinear_pool_backward",
+    "bilinear_pool_forward",
+    "bilinear_pool_rows",
     "label_smoothing_cross_entropy",
     "label_smoothing_cross_entropy_backward",
     "label_smoothing_cross_entropy_forward",

@@ -5,3 +5,4 @@ import time, so a missing or broken GPU only shows up when a kernel is first lau
 """
 
 from cookbook_ops.triton import label_smoothing_cross_entropy  # noqa: F401
+from cookbook_ops.triton import bilinear_pool  # noqa: F401

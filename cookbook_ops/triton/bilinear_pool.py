@@ -1,0 +1,687 @@
+"""Bilinear pooling (signed sqrt + L2 normalization) in Triton.
+
+Forward, per sample n with A = x_n (D1, M) and B = y_n (D2, M) (B = A with one stream):
+    G = A B^T / M, v = sign(G) sqrt(|G| + eps), norm = ||v||, z = v / max(norm, 1e-12)
+- ``_bilinear_forward_kernel``: one (BLOCK_I, BLOCK_J) tile of G on the matrix units, K = M,
+  fp32 accumulation; the epilogue scales by 1/M, takes the signed sqrt, adds the tile's sum of
+  squares to the sample's total (atomically) and stores v in op-math precision. With one stream
+  G is symmetric, so only tiles with tile_i <= tile_j are launched and each off-diagonal tile
+  is stored a second time, transposed.
+- ``_normalize_kernel``: z = v / max(norm, 1e-12) in the output dtype, and norm itself.
+
+Backward, from x, y, z and norm only (|v| = norm |z|):
+    c = <z, dz>, dv = (dz - z c) / norm, dG = dv / (2 |v|) (0 where z == 0)
+- ``_row_dot_kernel``: c per sample.
+- ``_grad_gram_kernel``: dS = dG + dG^T (one stream, again over the upper triangle of tiles,
+  each program writing a tile and its mirror) or dS = dG (two streams).
+- ``_grad_input_kernel``: dx = dS B / M, dy = dS^T A / M on the matrix units.
+
+float64: tl.dot has no dependable fp64 path on every target, so the two products run in
+torch.bmm and only the fused elementwise kernels (the forward epilogue reading G instead of
+computing it, the normalization, c and dS) run in Triton.
+
+``eps`` is a runtime argument: changing it never recompiles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import struct
+
+import torch
+import triton
+import triton.language as tl
+
+from cookbook_ops import _library
+from cookbook_ops.reference.bilinear_pool import NORM_FLOOR, opmath_dtype
+
+# Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
+_INTERPRETED = bool(triton.knobs.runtime.interpret)
+
+# The batch size and a ragged channel count should reuse the compiled kernel.
+_NO_SPECIALIZE = ["n_batch"]
+
+# Elementwise kernels: elements of one sample one program streams.
+_STREAM_BLOCK = 2048
+_STREAM_BLOCK_FP64 = 1024
+# dS tiles: both the tile and its mirror are held at once, in op-math precision.
+_GRAD_TILE = 64
+
+
+# --- shared pieces --------------------------------------------------------------------------
+
+
+@triton.jit
+def _upper_triangle_tile(pid):
+    """The pid-th tile (ti, tj) with ti <= tj, column by column: pid = tj (tj+1)/2 + ti."""
+    tj = ((tl.sqrt((8 * pid + 1).to(tl.float32)) - 1.0) * 0.5).to(tl.int32)
+    # The float root can land one off for large pid; step back onto the exact column.
+    tj = tl.where((tj + 1) * (tj + 2) // 2 <= pid, tj + 1, tj)
+    tj = tl.where(tj * (tj + 1) // 2 > pid, tj - 1, tj)
+    ti = pid - tj * (tj + 1) // 2
+    return ti, tj
+
+
+@triton.jit
+def _tile_matmul(
+    a_ptr,
+    b_ptr,
+    rows,
+    cols,
+    n_rows,
+    n_cols,
+    K,
+    lda,
+    ldb,
+    A_K_MAJOR: tl.constexpr,
+    B_K_MAJOR: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """sum_k A[rows, k] B[k, cols] in fp32. A is (n_rows, K), B is (K, n_cols); *_K_MAJOR
+    says K is the contiguous axis (leading dimensions lda, ldb). The pointers are already
+    offset to one sample, whose offsets fit in int32."""
+    ks = tl.arange(0, BLOCK_K)
+    row_mask = rows < n_rows
+    col_mask = cols < n_cols
+    if A_K_MAJOR:
+        a_ptrs = a_ptr + rows[:, None] * lda + ks[None, :]
+        a_step = BLOCK_K
+    else:
+        a_ptrs = a_ptr + ks[None, :] * lda + rows[:, None]
+        a_step = BLOCK_K * lda
+    if B_K_MAJOR:
+        b_ptrs = b_ptr + cols[None, :] * ldb + ks[:, None]
+        b_step = BLOCK_K
+    else:
+        b_ptrs = b_ptr + ks[:, None] * ldb + cols[None, :]
+        b_step = BLOCK_K * ldb
+    acc = tl.zeros((BLOCK_I, BLOCK_J), tl.float32)
+    for k0 in range(0, K, BLOCK_K):
+        k_mask = ks + k0 < K
+        a = tl.load(a_ptrs, mask=row_mask[:, None] & k_mask[None, :], other=0.0)
+        b = tl.load(b_ptrs, mask=k_mask[:, None] & col_mask[None, :], other=0.0)
+        acc = tl.dot(a.to(DOT_DTYPE), b.to(DOT_DTYPE), acc, input_precision=PRECISION)
+        a_ptrs += a_step
+        b_ptrs += b_step
+    return acc
+
+
+@triton.jit
+def _split_scalar(hi, lo, dtype: tl.constexpr):
+    # Python floats reach a kernel as fp32; the host splits eps into an fp32 pair so an fp64
+    # kernel sees it to ~48 bits (sqrt(|G| + eps) near G = 0 is sensitive to it).
+    return tl.cast(hi, dtype) + tl.cast(lo, dtype)
+
+
+@triton.jit
+def _signed_sqrt(g, eps):
+    r = tl.sqrt(tl.abs(g) + eps)
+    # g * 0 keeps sign(0) = 0 and lets a NaN through, as torch.sign does.
+    return tl.where(g > 0, r, tl.where(g < 0, -r, g * 0.0))
+
+
+# --- forward --------------------------------------------------------------------------------
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _bilinear_forward_kernel(
+    a_ptr,
+    b_ptr,
+    v_ptr,
+    sumsq_ptr,
+    n_batch,
+    D1,
+    D2,
+    M,
+    eps_hi,
+    eps_lo,
+    SYMMETRIC: tl.constexpr,
+    FROM_GRAM: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    acc_dtype: tl.constexpr = sumsq_ptr.dtype.element_ty
+    n = tl.program_id(1)
+    if SYMMETRIC:
+        ti, tj = _upper_triangle_tile(tl.program_id(0))
+    else:
+        tiles_j = tl.cdiv(D2, BLOCK_J)
+        ti = tl.program_id(0) // tiles_j
+        tj = tl.program_id(0) % tiles_j
+    rows = ti * BLOCK_I + tl.arange(0, BLOCK_I)
+    cols = tj * BLOCK_J + tl.arange(0, BLOCK_J)
+    row_mask = rows < D1
+    col_mask = cols < D2
+    valid = row_mask[:, None] & col_mask[None, :]
+    gram_offset = n.to(tl.int64) * D1 * D2
+    if FROM_GRAM:
+        # a_ptr holds the unscaled product A B^T (computed by torch.bmm).
+        acc = tl.load(
+            a_ptr + gram_offset + rows[:, None] * D2 + cols[None, :], mask=valid, other=0.0
+        ).to(acc_dtype)
+    else:
+        acc = _tile_matmul(
+            a_ptr + n.to(tl.int64) * D1 * M,
+            b_ptr + n.to(tl.int64) * D2 * M,
+            rows, cols, D1, D2, M, M, M,
+            True, True, DOT_DTYPE, PRECISION, BLOCK_I, BLOCK_J, BLOCK_K,
+        )  # fmt: skip
+    # Scaled in fp32 before anything is rounded, so 16-bit inputs with large M cannot overflow.
+    g = acc / M
+    v = _signed_sqrt(g, _split_scalar(eps_hi, eps_lo, acc_dtype))
+    v = tl.where(valid, v, 0.0)
+    sumsq = tl.sum(tl.sum(v * v, axis=1), axis=0)
+    out_ptr = v_ptr + gram_offset
+    out = v.to(v_ptr.dtype.element_ty)
+    tl.store(out_ptr + rows[:, None] * D2 + cols[None, :], out, mask=valid)
+    if SYMMETRIC:
+        if ti != tj:
+            # The mirrored tile is never launched: store it here and count it in the norm.
+            sumsq = sumsq * 2
+            tl.store(out_ptr + cols[None, :] * D2 + rows[:, None], out, mask=valid)
+    tl.atomic_add(sumsq_ptr + n, sumsq, sem="relaxed")
+
+
+@triton.jit
+def _normalize_kernel(
+    v_ptr,
+    sumsq_ptr,
+    z_ptr,
+    norm_ptr,
+    L,
+    BLOCK: tl.constexpr,
+):
+    chunk = tl.program_id(0)
+    n = tl.program_id(1)
+    norm = tl.sqrt(tl.load(sumsq_ptr + n))
+    offs = chunk * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < L
+    base = n.to(tl.int64) * L
+    v = tl.load(v_ptr + base + offs, mask=mask, other=0.0)
+    z = v / tl.maximum(norm, 1e-12)
+    # May overwrite v in place (fp32/fp64): each element is read before it is written, by the
+    # same program.
+    tl.store(z_ptr + base + offs, z.to(z_ptr.dtype.element_ty), mask=mask)
+    if chunk == 0:
+        tl.store(norm_ptr + n, norm)
+
+
+# --- backward -------------------------------------------------------------------------------
+
+
+@triton.jit
+def _row_dot_kernel(z_ptr, dz_ptr, c_ptr, L, BLOCK: tl.constexpr):
+    acc_dtype: tl.constexpr = c_ptr.dtype.element_ty
+    chunk = tl.program_id(0)
+    n = tl.program_id(1)
+    offs = chunk * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < L
+    base = n.to(tl.int64) * L
+    z = tl.load(z_ptr + base + offs, mask=mask, other=0.0).to(acc_dtype)
+    dz = tl.load(dz_ptr + base + offs, mask=mask, other=0.0).to(acc_dtype)
+    tl.atomic_add(c_ptr + n, tl.sum(z * dz, axis=0), sem="relaxed")
+
+
+@triton.jit
+def _grad_gram(z, dz, c, scale, half_inv_norm):
+    """dG = dv / (2 norm |z|) with dv = (dz - z c) * scale; 0 where z == 0."""
+    dv = (dz - z * c) * scale
+    nonzero = z != 0
+    return tl.where(nonzero, dv * half_inv_norm / tl.where(nonzero, tl.abs(z), 1.0), 0.0)
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _grad_gram_kernel(
+    z_ptr,
+    dz_ptr,
+    c_ptr,
+    norm_ptr,
+    ds_ptr,
+    n_batch,
+    D1,
+    D2,
+    SYMMETRIC: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
+    acc_dtype: tl.constexpr = c_ptr.dtype.element_ty
+    n = tl.program_id(1)
+    if SYMMETRIC:
+        ti, tj = _upper_triangle_tile(tl.program_id(0))
+    else:
+        tiles_j = tl.cdiv(D2, BLOCK)
+        ti = tl.program_id(0) // tiles_j
+        tj = tl.program_id(0) % tiles_j
+    rows = ti * BLOCK + tl.arange(0, BLOCK)
+    cols = tj * BLOCK + tl.arange(0, BLOCK)
+    valid = (rows < D1)[:, None] & (cols < D2)[None, :]
+
+    norm = tl.load(norm_ptr + n).to(acc_dtype)
+    c = tl.load(c_ptr + n)
+    clamped = norm < 1e-12
+    # Below the floor F.normalize divides by the constant 1e-12: no projection term.
+    scale = tl.where(clamped, 1e12, 1.0 / tl.maximum(norm, 1e-12)).to(acc_dtype)
+    c = tl.where(clamped, 0.0, c).to(acc_dtype)
+    half_inv_norm = (0.5 / norm).to(acc_dtype)
+
+    base = n.to(tl.int64) * D1 * D2
+    direct = base + rows[:, None] * D2 + cols[None, :]
+    z = tl.load(z_ptr + direct, mask=valid, other=0.0).to(acc_dtype)
+    dz = tl.load(dz_ptr + direct, mask=valid, other=0.0).to(acc_dtype)
+    ds = _grad_gram(z, dz, c, scale, half_inv_norm)
+    if SYMMETRIC:
+        # The (tj, ti) tile read transposed: dS = dG + dG^T for both tiles from one pair of
+        # reads.
+        mirror = base + cols[None, :] * D2 + rows[:, None]
+        zt = tl.load(z_ptr + mirror, mask=valid, other=0.0).to(acc_dtype)
+        dzt = tl.load(dz_ptr + mirror, mask=valid, other=0.0).to(acc_dtype)
+        ds += _grad_gram(zt, dzt, c, scale, half_inv_norm)
+        out = ds.to(ds_ptr.dtype.element_ty)
+        tl.store(ds_ptr + direct, out, mask=valid)
+        if ti != tj:
+            tl.store(ds_ptr + mirror, out, mask=valid)
+    else:
+        tl.store(ds_ptr + direct, ds.to(ds_ptr.dtype.element_ty), mask=valid)
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _grad_input_kernel(
+    ds_ptr,
+    b_ptr,
+    out_ptr,
+    n_batch,
+    R,
+    K,
+    M,
+    DS_TRANSPOSED: tl.constexpr,
+    DOT_DTYPE: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_I: tl.constexpr,
+    BLOCK_J: tl.constexpr,
+    BLOCK_K: tl.constexpr,
+):
+    """out_n (R, M) = dS_n B_n / M with dS_n (R, K) (or stored (K, R) when DS_TRANSPOSED) and
+    B_n (K, M)."""
+    n = tl.program_id(1)
+    tiles_j = tl.cdiv(M, BLOCK_J)
+    ti = tl.program_id(0) // tiles_j
+    tj = tl.program_id(0) % tiles_j
+    rows = ti * BLOCK_I + tl.arange(0, BLOCK_I)
+    cols = tj * BLOCK_J + tl.arange(0, BLOCK_J)
+    if DS_TRANSPOSED:
+        lda = R
+    else:
+        lda = K
+    acc = _tile_matmul(
+        ds_ptr + n.to(tl.int64) * R * K,
+        b_ptr + n.to(tl.int64) * K * M,
+        rows, cols, R, M, K, lda, M,
+        not DS_TRANSPOSED, False, DOT_DTYPE, PRECISION, BLOCK_I, BLOCK_J, BLOCK_K,
+    )  # fmt: skip
+    acc = acc / M
+    mask = (rows < R)[:, None] & (cols < M)[None, :]
+    out = out_ptr + n.to(tl.int64) * R * M + rows[:, None] * M + cols[None, :]
+    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# --- launch heuristics ----------------------------------------------------------------------
+
+_TL_DTYPES = {
+    torch.float16: tl.float16,
+    torch.bfloat16: tl.bfloat16,
+    torch.float32: tl.float32,
+    torch.float64: tl.float64,
+}
+
+
+def _block(size: int, cap: int) -> int:
+    # tl.dot needs every tile side >= 16.
+    return max(16, min(cap, triton.next_power_of_2(max(size, 1))))
+
+
+def _forward_params(d1: int, d2: int, dtype: torch.dtype) -> dict:
+    if dtype == torch.float32:
+        # tf32x3 (three tf32 products) keeps ~fp32 accuracy on the tensor cores; its split
+        # operands cost registers, hence the narrower K step.
+        dot_dtype, precision, block_k = tl.float32, "tf32x3", 32
+    else:
+        dot_dtype, precision, block_k = _TL_DTYPES[dtype], "tf32", 64
+    return {
+        "DOT_DTYPE": dot_dtype,
+        "PRECISION": precision,
+        "BLOCK_I": _block(d1, 128),
+        "BLOCK_J": _block(d2, 128),
+        "BLOCK_K": block_k,
+        "num_warps": 8,
+        "num_stages": 3,
+    }
+
+
+def _grad_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Storage of dS and operand type of the dx/dy products. bf16 has fp32's range, so dS is
+    rounded to it like any bf16 GEMM operand; in fp16 1/|z| can overflow, so fp16 keeps dS in
+    fp32 and runs the product in tf32 (which holds every fp16 value exactly)."""
+    return torch.bfloat16 if dtype == torch.bfloat16 else opmath_dtype(dtype)
+
+
+def _backward_params(rows: int, m: int, dtype: torch.dtype) -> dict:
+    if dtype == torch.bfloat16:
+        dot_dtype, precision, block_k = tl.bfloat16, "tf32", 64
+    elif dtype == torch.float16:
+        dot_dtype, precision, block_k = tl.float32, "tf32", 32
+    else:
+        dot_dtype, precision, block_k = tl.float32, "tf32x3", 32
+    return {
+        "DOT_DTYPE": dot_dtype,
+        "PRECISION": precision,
+        "BLOCK_I": _block(rows, 128),
+        "BLOCK_J": _block(m, 128),
+        "BLOCK_K": block_k,
+        "num_warps": 8,
+        "num_stages": 3,
+    }
+
+
+def _stream_block(dtype: torch.dtype) -> int:
+    return _STREAM_BLOCK_FP64 if dtype == torch.float64 else _STREAM_BLOCK
+
+
+def _grad_tile(d1: int, d2: int) -> int:
+    return max(16, min(_GRAD_TILE, triton.next_power_of_2(max(d1, d2, 1))))
+
+
+def _split_double(value: float) -> tuple[float, float]:
+    try:
+        hi = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return value, 0.0
+    return hi, value - hi
+
+
+def _device_context(device: torch.device):
+    if device.type == "cuda":
+        return torch.cuda.device(device)
+    if device.type == "cpu":
+        if not _INTERPRETED:
+            raise RuntimeError(
+                "cookbook_ops: the Triton bilinear_pool kernels need CUDA tensors (CPU tensors "
+                "only run with TRITON_INTERPRET=1 set before importing cookbook_ops)"
+            )
+        return contextlib.nullcontext()
+    raise RuntimeError(
+        f"cookbook_ops: the Triton bilinear_pool kernels need CUDA tensors, got device {device}"
+    )
+
+
+def _prepare(x, y):
+    if x.dim() != 3:
+        raise ValueError(f"x must be (N, D1, M), got shape {tuple(x.shape)}")
+    if x.dtype not in _TL_DTYPES:
+        raise TypeError(f"x must be float16/bfloat16/float32/float64, got {x.dtype}")
+    if y is not None:
+        if y.dim() != 3 or y.shape[0] != x.shape[0] or y.shape[2] != x.shape[2]:
+            raise ValueError(
+                f"y must be (N, D2, M) matching x {tuple(x.shape)}, got {tuple(y.shape)}"
+            )
+        if y.dtype != x.dtype:
+            raise TypeError(f"y is {y.dtype} but x is {x.dtype}")
+        if y.device != x.device:
+            raise ValueError(f"y is on {y.device} but x is on {x.device}")
+        y = y.contiguous()
+    return x.contiguous(), y
+
+
+def _triangle_tiles(tiles: int) -> int:
+    return tiles * (tiles + 1) // 2
+
+
+def bilinear_pool_forward(x, y, eps):
+    x, y = _prepare(x, y)
+    context = _device_context(x.device)
+    n, d1, m = x.shape
+    b = x if y is None else y
+    d2 = b.shape[1]
+    acc_dtype = opmath_dtype(x.dtype)
+    z = torch.empty((n, d1 * d2), dtype=x.dtype, device=x.device)
+    norm = torch.empty((n,), dtype=acc_dtype, device=x.device)
+    if n == 0:
+        return z, norm
+    if d1 * d2 == 0:
+        norm.zero_()
+        return z, norm
+    sumsq = torch.zeros((n,), dtype=acc_dtype, device=x.device)
+    # v in op-math precision; fp32/fp64 outputs hold it in z itself, normalized in place.
+    v = z if z.dtype == acc_dtype else torch.empty_like(z, dtype=acc_dtype)
+    eps_hi, eps_lo = _split_double(float(eps))
+    symmetric = y is None
+    params = _forward_params(d1, d2, x.dtype)
+    with context:
+        if x.dtype == torch.float64:
+            gram = torch.bmm(x, b.transpose(1, 2))
+            a_arg, b_arg, from_gram = gram, gram, True
+        else:
+            a_arg, b_arg, from_gram = x, b, False
+        tiles_i = triton.cdiv(d1, params["BLOCK_I"])
+        tiles_j = triton.cdiv(d2, params["BLOCK_J"])
+        tiles = _triangle_tiles(tiles_i) if symmetric else tiles_i * tiles_j
+        _bilinear_forward_kernel[(tiles, n)](
+            a_arg, b_arg, v, sumsq, n, d1, d2, m, eps_hi, eps_lo,
+            SYMMETRIC=symmetric, FROM_GRAM=from_gram, **params,
+        )  # fmt: skip
+        block = _stream_block(x.dtype)
+        _normalize_kernel[(triton.cdiv(d1 * d2, block), n)](
+            v, sumsq, z, norm, d1 * d2, BLOCK=block, num_warps=4
+        )
+    return z, norm
+
+
+def bilinear_pool_backward(grad_z, x, y, z, norm):
+    x, y = _prepare(x, y)
+    context = _device_context(x.device)
+    n, d1, m = x.shape
+    b = x if y is None else y
+    d2 = b.shape[1]
+    acc_dtype = opmath_dtype(x.dtype)
+    for name, t, numel in (("grad_z", grad_z, n * d1 * d2), ("z", z, n * d1 * d2), ("norm", norm, n)):
+        if t.numel() != numel or t.shape[0] != n:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {numel // max(n, 1)} "
+                             f"values for each of the {n} samples")
+        if t.device != x.device:
+            raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
+    dx = torch.empty_like(x)
+    dy = None if y is None else torch.empty_like(y)
+    grads = [dx] if y is None else [dx, dy]
+    if n == 0 or m == 0:
+        return grads
+    if d1 * d2 == 0:
+        for g in grads:
+            g.zero_()
+        return grads
+    z = z.reshape(n, d1 * d2).contiguous()
+    grad_z = grad_z.reshape(n, d1 * d2).contiguous()
+    norm = norm.to(acc_dtype).contiguous()
+    c = torch.zeros((n,), dtype=acc_dtype, device=x.device)
+    ds = torch.empty((n, d1, d2), dtype=_grad_dtype(x.dtype), device=x.device)
+    symmetric = y is None
+    with context:
+        block = _stream_block(x.dtype)
+        _row_dot_kernel[(triton.cdiv(d1 * d2, block), n)](
+            z, grad_z, c, d1 * d2, BLOCK=block, num_warps=4
+        )
+        tile = _grad_tile(d1, d2)
+        tiles_i, tiles_j = triton.cdiv(d1, tile), triton.cdiv(d2, tile)
+        tiles = _triangle_tiles(tiles_i) if symmetric else tiles_i * tiles_j
+        _grad_gram_kernel[(tiles, n)](
+            z, grad_z, c, norm, ds, n, d1, d2, SYMMETRIC=symmetric, BLOCK=tile, num_warps=8
+        )
+        if x.dtype == torch.float64:
+            torch.div(torch.bmm(ds, b), m, out=dx)
+            if y is not None:
+                torch.div(torch.bmm(ds.transpose(1, 2), x), m, out=dy)
+            return grads
+        # (dS, B, out, rows of out, K, transposed dS)
+        products = [(b, dx, d1, d2, False)]
+        if y is not None:
+            products.append((x, dy, d2, d1, True))
+        for operand, out, rows, k, transposed in products:
+            params = _backward_params(rows, m, x.dtype)
+            grid = (triton.cdiv(rows, params["BLOCK_I"]) * triton.cdiv(m, params["BLOCK_J"]), n)
+            _grad_input_kernel[grid](
+                ds, operand, out, n, rows, k, m, DS_TRANSPOSED=transposed, **params
+            )
+    return grads
+
+
+for _device in ("CUDA", "CPU"):
+    torch.library.impl(_library.qualified(_library.BILINEAR_FORWARD + "_triton"), _device)(
+        bilinear_pool_forward
+    )
+    torch.library.impl(_library.qualified(_library.BILINEAR_BACKWARD + "_triton"), _device)(
+        bilinear_pool_backward
+    )
+
+
+# --- static compile specs -------------------------------------------------------------------
+
+_TRITON_DTYPES = {
+    torch.float16: "fp16",
+    torch.bfloat16: "bf16",
+    torch.float32: "fp32",
+    torch.float64: "fp64",
+}
+
+
+def static_compile_specs() -> list[dict]:
+    """What the launchers compile for the benchmarked shape (D = 512, M = 784; one stream and
+    two streams; bf16 and fp32), forward and backward, for an sm_90 compile check."""
+    specs = []
+    for dtype in (torch.bfloat16, torch.float32):
+        for symmetric in (True, False):
+            specs += compile_specs(dtype, 512, 512, 784, symmetric)
+    # Same kernel objects and configurations may repeat across stream counts; keep one each.
+    unique = {}
+    for spec in specs:
+        unique.setdefault(spec["name"], spec)
+    return list(unique.values())
+
+
+def _spec(name, fn, types, constexprs, num_warps, aligned, **extra) -> dict:
+    signature = {arg: "constexpr" if arg in constexprs else types[arg] for arg in fn.arg_names}
+    return {
+        "name": name,
+        "fn": fn,
+        "signature": signature,
+        "constexprs": constexprs,
+        "num_warps": num_warps,
+        "aligned_args": [a for a in aligned if a in fn.arg_names],
+        **extra,
+    }
+
+
+def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool) -> list[dict]:
+    """The kernels (and configurations) forward and backward launch for contiguous inputs of
+    ``dtype`` with D1 = d1, D2 = d2 (ignored when symmetric), M = m. Pointers come from the
+    caching allocator (16-byte aligned); sizes count as aligned only when multiples of 16, as
+    Triton's specialisation marks them at run time."""
+    if symmetric:
+        d2 = d1
+    name = _TRITON_DTYPES[dtype]
+    acc = _TRITON_DTYPES[opmath_dtype(dtype)]
+    grad = _TRITON_DTYPES[_grad_dtype(dtype)]
+    streams = "1s" if symmetric else "2s"
+    ints = {"n_batch": "i32", "D1": "i32", "D2": "i32", "M": "i32", "L": "i32", "R": "i32"}
+    ints["K"] = "i32"
+    sizes = {"D1": d1, "D2": d2, "M": m, "L": d1 * d2}
+    aligned_sizes = [k for k, s in sizes.items() if s % 16 == 0]
+    specs = []
+
+    fwd = _forward_params(d1, d2, dtype)
+    fwd_warps, fwd_stages = fwd.pop("num_warps"), fwd.pop("num_stages")
+    specs.append(
+        _spec(
+            f"bilinear_forward_{streams}_{name}_D{d1}x{d2}_M{m}",
+            _bilinear_forward_kernel,
+            {
+                "a_ptr": f"*{name}",
+                "b_ptr": f"*{name}",
+                "v_ptr": f"*{acc}",
+                "sumsq_ptr": f"*{acc}",
+                "eps_hi": "fp32",
+                "eps_lo": "fp32",
+                **ints,
+            },
+            {"SYMMETRIC": symmetric, "FROM_GRAM": False, **fwd},
+            fwd_warps,
+            ["a_ptr", "b_ptr", "v_ptr", "sumsq_ptr", *aligned_sizes],
+            num_stages=fwd_stages,
+            # Compute-bound: its operand loads go through the pipelined shared-memory copies.
+            bandwidth_bound=False,
+        )
+    )
+    block = _stream_block(dtype)
+    specs.append(
+        _spec(
+            f"bilinear_normalize_{name}_L{d1 * d2}",
+            _normalize_kernel,
+            {"v_ptr": f"*{acc}", "sumsq_ptr": f"*{acc}", "z_ptr": f"*{name}",
+             "norm_ptr": f"*{acc}", **ints},  # fmt: skip
+            {"BLOCK": block},
+            4,
+            ["v_ptr", "sumsq_ptr", "z_ptr", "norm_ptr", *aligned_sizes],
+            bandwidth_bound=True,
+            min_load_bits=128,
+            min_store_bits=128,
+        )
+    )
+    specs.append(
+        _spec(
+            f"bilinear_row_dot_{name}_L{d1 * d2}",
+            _row_dot_kernel,
+            {"z_ptr": f"*{name}", "dz_ptr": f"*{name}", "c_ptr": f"*{acc}", **ints},
+            {"BLOCK": block},
+            4,
+            ["z_ptr", "dz_ptr", "c_ptr", *aligned_sizes],
+            bandwidth_bound=True,
+            min_load_bits=128,
+            min_store_bits=None,  # one atomic per program
+        )
+    )
+    specs.append(
+        _spec(
+            f"bilinear_grad_gram_{streams}_{name}_D{d1}x{d2}",
+            _grad_gram_kernel,
+            {"z_ptr": f"*{name}", "dz_ptr": f"*{name}", "c_ptr": f"*{acc}",
+             "norm_ptr": f"*{acc}", "ds_ptr": f"*{grad}", **ints},  # fmt: skip
+            {"SYMMETRIC": symmetric, "BLOCK": _grad_tile(d1, d2)},
+            8,
+            ["z_ptr", "dz_ptr", "c_ptr", "norm_ptr", "ds_ptr", *aligned_sizes],
+            bandwidth_bound=True,
+            min_load_bits=128,
+            min_store_bits=128,
+        )
+    )
+    products = [(d1, d2, False)] + ([] if symmetric else [(d2, d1, True)])
+    for rows, k, transposed in products:
+        bwd = _backward_params(rows, m, dtype)
+        bwd_warps, bwd_stages = bwd.pop("num_warps"), bwd.pop("num_stages")
+        specs.append(
+            _spec(
+                f"bilinear_grad_input_{name}_R{rows}_K{k}_M{m}"
+                + ("_dsT" if transposed else ""),
+                _grad_input_kernel,
+                {"ds_ptr": f"*{grad}", "b_ptr": f"*{name}", "out_ptr": f"*{name}", **ints},
+                {"DS_TRANSPOSED": transposed, **bwd},
+                bwd_warps,
+                ["ds_ptr", "b_ptr", "out_ptr"]
+                + [a for a, s in (("R", rows), ("K", k), ("M", m)) if s % 16 == 0],
+                num_stages=bwd_stages,
+                bandwidth_bound=False,
+            )
+        )
+    return specs

@@ -1,0 +1,487 @@
+// Bilinear pooling with signed sqrt and L2 normalization: CPU kernels for
+//   cookbook_ops::bilinear_pool_forward  -> (z, norm)
+//   cookbook_ops::bilinear_pool_backward -> [grad_x] or [grad_x, grad_y]
+// (schemas and the math in cookbook_ops/_library.py and cookbook_ops/reference/).
+//
+// The Gram products are ATen GEMMs (MKL) in the op-math type; everything around them is fused
+// into element-wise passes over one flat (N, D1*D2) buffer, each split into tasks of
+// contiguous row blocks so that a small batch still spreads over the threads:
+//   forward:  G = x y^T (GEMM) -> v = sign(G/M) sqrt(|G/M| + eps) in place, with per-block
+//             sums of squares -> z = v / max(norm, 1e-12) in the output type (in place when
+//             that is the op-math type, so fp32/fp64 allocate nothing beyond z itself).
+//   backward: per-block <z, dz> -> dG / M in one pass over (z, dz) -> one stream: dG + dG^T
+//             in place, one GEMM; two streams: dG y and dG^T x, the transpose a GEMM flag.
+// The 1/M scaling is applied in the op-math type before anything is rounded to 16 bits.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/bmm.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros_like.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <tuple>
+#include <type_traits>
+#include <vector>
+
+#include "cookbook_ops/checks.h"
+#include "cookbook_ops/cpu_vec.h"
+
+namespace cookbook_ops {
+namespace {
+
+// F.normalize's floor on the norm; the reference backward divides by it where it applies.
+constexpr double kNormFloor = 1e-12;
+
+// Elements per parallel task: large enough to amortize waking the pool, small enough that a
+// batch of one 256x256 Gram still splits across threads.
+constexpr int64_t kGrainElements = 16384;
+
+// The flat (N, D1*D2) buffer as tasks of whole rows: task t covers sample t / per_sample and
+// the contiguous element range [begin, end) of it. Per-task partial sums are combined in task
+// order, so results do not depend on the thread count.
+struct Tiling {
+  int64_t per_sample;  // tasks per sample
+  int64_t rows;        // rows of D2 elements per task (the last one may have fewer)
+  int64_t d1, d2;
+
+  Tiling(int64_t d1_, int64_t d2_) : d1(d1_), d2(d2_) {
+    rows = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(d2, 1));
+    rows = std::min(rows, std::max<int64_t>(d1, 1));
+    per_sample = (d1 + rows - 1) / rows;
+  }
+  int64_t sample(int64_t t) const { return t / per_sample; }
+  int64_t begin(int64_t t) const { return sample(t) * d1 * d2 + (t % per_sample) * rows * d2; }
+  int64_t end(int64_t t) const {
+    const int64_t r1 = std::min(d1, (t % per_sample + 1) * rows);
+    return sample(t) * d1 * d2 + r1 * d2;
+  }
+};
+
+// ------------------------------------------------------------------------------------------
+// Scalar passes (op-math T): the whole kernel where the vector code cannot run.
+
+template <typename T>
+inline T signed_sqrt(T g, T inv_m, T eps) {
+  const T t = g * inv_m;
+  // sign(0) = 0: exact-zero Gram entries (dead channels) give v = 0, not sqrt(eps).
+  if (t == T(0)) {
+    return T(0);
+  }
+  return std::copysign(std::sqrt(std::abs(t) + eps), t);
+}
+
+template <typename T>
+T signed_sqrt_pass_scalar(T* g, int64_t len, T inv_m, T eps) {
+  T acc = T(0);
+  for (int64_t k = 0; k < len; ++k) {
+    const T v = signed_sqrt(g[k], inv_m, eps);
+    g[k] = v;
+    acc += v * v;
+  }
+  return acc;
+}
+
+template <typename T, typename scalar_t>
+void scale_pass_scalar(const T* v, scalar_t* out, int64_t len, T scale) {
+  for (int64_t k = 0; k < len; ++k) {
+    out[k] = static_cast<scalar_t>(v[k] * scale);
+  }
+}
+
+template <typename T, typename scalar_t>
+T dot_pass_scalar(const scalar_t* z, const scalar_t* dz, int64_t len) {
+  T acc = T(0);
+  for (int64_t k = 0; k < len; ++k) {
+    acc += static_cast<T>(z[k]) * static_cast<T>(dz[k]);
+  }
+  return acc;
+}
+
+// Per-sample constants of dG / M = (dz - z c) * a / (b |z|), 0 where z == 0:
+// a = 1/norm and c = <z, dz> normally; a = 1/1e-12 and no c term where the norm was floored;
+// b = 2 norm M (|v| = norm |z|, and the 1/M of the backward GEMM folded in).
+template <typename T>
+struct GradCoef {
+  T c, a, b;
+};
+
+template <typename T>
+GradCoef<T> grad_coef(T dot, T norm, int64_t m) {
+  GradCoef<T> k;
+  const bool floored = norm < static_cast<T>(kNormFloor);
+  k.c = floored ? T(0) : dot;
+  k.a = T(1) / (floored ? static_cast<T>(kNormFloor) : norm);
+  k.b = T(2) * norm * static_cast<T>(m);
+  return k;
+}
+
+template <typename T, typename scalar_t>
+void grad_pass_scalar(const scalar_t* z, const scalar_t* dz, T* out, int64_t len,
+                      const GradCoef<T>& k) {
+  for (int64_t e = 0; e < len; ++e) {
+    const T zt = static_cast<T>(z[e]);
+    const T dzt = static_cast<T>(dz[e]);
+    out[e] = zt != T(0) ? ((dzt - zt * k.c) * k.a) / (k.b * std::abs(zt)) : T(0);
+  }
+}
+
+// S <- S + S^T for one square (D, D) block, in tiles so that the column reads stay in cache.
+template <typename T>
+void symmetrize(T* s, int64_t d) {
+  constexpr int64_t kTile = 32;
+  for (int64_t i0 = 0; i0 < d; i0 += kTile) {
+    const int64_t i1 = std::min(d, i0 + kTile);
+    for (int64_t j0 = i0; j0 < d; j0 += kTile) {
+      const int64_t j1 = std::min(d, j0 + kTile);
+      for (int64_t i = i0; i < i1; ++i) {
+        for (int64_t j = std::max(j0, i); j < j1; ++j) {
+          const T sum = s[i * d + j] + s[j * d + i];
+          s[i * d + j] = sum;
+          s[j * d + i] = sum;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cookbook_ops
+
+// ------------------------------------------------------------------------------------------
+// Vector passes (AVX2 on x86-64; see cpu_vec.h).
+
+COOKBOOK_OPS_VEC_BEGIN
+namespace cookbook_ops {
+namespace {
+
+using at::vec::Vectorized;
+
+// Loads op-math vectors from scalar_t: 2 * Vec::size() elements per step, so that 16-bit
+// types convert one full Vectorized<scalar_t> at a time.
+template <typename scalar_t>
+struct Io {
+  using T = at::opmath_type<scalar_t>;
+  using Vec = Vectorized<T>;
+  static constexpr int64_t kStep = 2 * Vec::size();
+
+  C10_ALWAYS_INLINE static void load(const scalar_t* p, Vec& lo, Vec& hi) {
+    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
+      at::vec::load_to_float(p, lo, hi);
+    } else {
+      lo = Vec::loadu(p);
+      hi = Vec::loadu(p + Vec::size());
+    }
+  }
+  C10_ALWAYS_INLINE static void store(scalar_t* p, const Vec& lo, const Vec& hi) {
+    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
+      at::vec::convert_from_float<scalar_t>(lo, hi).store(p);
+    } else {
+      lo.store(p);
+      hi.store(p + Vec::size());
+    }
+  }
+};
+
+template <typename T>
+C10_ALWAYS_INLINE Vectorized<T> signed_sqrt_vec(const Vectorized<T>& g, const Vectorized<T>& inv_m,
+                                                const Vectorized<T>& eps) {
+  using Vec = Vectorized<T>;
+  const Vec t = g * inv_m;
+  const Vec sign = t & Vec(T(-0.0));
+  const Vec mag = (t.abs() + eps).sqrt();
+  return (mag | sign) & (t != Vec(T(0)));
+}
+
+template <typename T>
+COOKBOOK_OPS_FLATTEN T signed_sqrt_pass_vec(T* g, int64_t len, T inv_m_s, T eps_s) {
+  using Vec = Vectorized<T>;
+  constexpr int64_t kL = Vec::size();
+  const Vec inv_m(inv_m_s);
+  const Vec eps(eps_s);
+  Vec acc0(T(0)), acc1(T(0));
+  int64_t k = 0;
+  for (; k + 2 * kL <= len; k += 2 * kL) {
+    const Vec v0 = signed_sqrt_vec(Vec::loadu(g + k), inv_m, eps);
+    const Vec v1 = signed_sqrt_vec(Vec::loadu(g + k + kL), inv_m, eps);
+    v0.store(g + k);
+    v1.store(g + k + kL);
+    acc0 = at::vec::fmadd(v0, v0, acc0);
+    acc1 = at::vec::fmadd(v1, v1, acc1);
+  }
+  for (; k < len; k += kL) {
+    const int64_t n = std::min<int64_t>(kL, len - k);
+    // Zero padding maps to v = 0, which adds nothing to the sum.
+    const Vec v = signed_sqrt_vec(Vec::loadu(g + k, n), inv_m, eps);
+    v.store(g + k, n);
+    acc0 = at::vec::fmadd(v, v, acc0);
+  }
+  return at::vec::vec_reduce_all<T>([](Vec a, Vec b) { return a + b; }, acc0 + acc1);
+}
+
+template <typename T, typename scalar_t>
+COOKBOOK_OPS_FLATTEN void scale_pass_vec(const T* v, scalar_t* out, int64_t len, T scale_s) {
+  using Vec = Vectorized<T>;
+  using IO = Io<scalar_t>;
+  constexpr int64_t kL = Vec::size();
+  const Vec scale(scale_s);
+  int64_t k = 0;
+  for (; k + IO::kStep <= len; k += IO::kStep) {
+    IO::store(out + k, Vec::loadu(v + k) * scale, Vec::loadu(v + k + kL) * scale);
+  }
+  scale_pass_scalar(v + k, out + k, len - k, scale_s);
+}
+
+template <typename T, typename scalar_t>
+COOKBOOK_OPS_FLATTEN T dot_pass_vec(const scalar_t* z, const scalar_t* dz, int64_t len) {
+  using Vec = Vectorized<T>;
+  using IO = Io<scalar_t>;
+  Vec acc0(T(0)), acc1(T(0));
+  int64_t k = 0;
+  for (; k + IO::kStep <= len; k += IO::kStep) {
+    Vec z0, z1, d0, d1;
+    IO::load(z + k, z0, z1);
+    IO::load(dz + k, d0, d1);
+    acc0 = at::vec::fmadd(z0, d0, acc0);
+    acc1 = at::vec::fmadd(z1, d1, acc1);
+  }
+  const T head = at::vec::vec_reduce_all<T>([](Vec a, Vec b) { return a + b; }, acc0 + acc1);
+  return head + dot_pass_scalar<T>(z + k, dz + k, len - k);
+}
+
+template <typename T>
+C10_ALWAYS_INLINE Vectorized<T> grad_vec(const Vectorized<T>& z, const Vectorized<T>& dz,
+                                         const Vectorized<T>& c, const Vectorized<T>& a,
+                                         const Vectorized<T>& b) {
+  using Vec = Vectorized<T>;
+  // Lanes with z == 0 divide by zero; the mask drops them.
+  const Vec q = ((dz - z * c) * a) / (b * z.abs());
+  return q & (z != Vec(T(0)));
+}
+
+template <typename T, typename scalar_t>
+COOKBOOK_OPS_FLATTEN void grad_pass_vec(const scalar_t* z, const scalar_t* dz, T* out,
+                                        int64_t len, const GradCoef<T>& k_s) {
+  using Vec = Vectorized<T>;
+  using IO = Io<scalar_t>;
+  constexpr int64_t kL = Vec::size();
+  const Vec c(k_s.c), a(k_s.a), b(k_s.b);
+  int64_t k = 0;
+  for (; k + IO::kStep <= len; k += IO::kStep) {
+    Vec z0, z1, d0, d1;
+    IO::load(z + k, z0, z1);
+    IO::load(dz + k, d0, d1);
+    grad_vec(z0, d0, c, a, b).store(out + k);
+    grad_vec(z1, d1, c, a, b).store(out + k + kL);
+  }
+  grad_pass_scalar(z + k, dz + k, out + k, len - k, k_s);
+}
+
+}  // namespace
+}  // namespace cookbook_ops
+COOKBOOK_OPS_VEC_END
+
+namespace cookbook_ops {
+namespace {
+
+void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& y) {
+  TORCH_CHECK(x.dim() == 3, "bilinear_pool: x must be (N, D1, M), got shape ", x.sizes());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
+              "bilinear_pool: x must be floating point, got ", x.scalar_type());
+  TORCH_CHECK(x.device().is_cpu(), "bilinear_pool: x must be a CPU tensor, got ", x.device());
+  if (y.has_value()) {
+    const auto& yy = *y;
+    TORCH_CHECK(yy.dim() == 3, "bilinear_pool: y must be (N, D2, M), got shape ", yy.sizes());
+    TORCH_CHECK(yy.size(0) == x.size(0) && yy.size(2) == x.size(2),
+                "bilinear_pool: x and y must have the same N and M, got x ", x.sizes(), " and y ",
+                yy.sizes());
+    TORCH_CHECK(yy.scalar_type() == x.scalar_type(), "bilinear_pool: y must have the dtype of x (",
+                x.scalar_type(), "), got ", yy.scalar_type());
+    TORCH_CHECK(yy.device() == x.device(), "bilinear_pool: y is on ", yy.device(),
+                " but x is on ", x.device());
+  }
+}
+
+// x (and y) in the op-math type, contiguous: the GEMM operands.
+at::Tensor opmath_operand(const at::Tensor& t) {
+  return t.to(opmath_scalar_type(t.scalar_type())).contiguous();
+}
+
+std::tuple<at::Tensor, at::Tensor> bilinear_pool_forward_cpu(const at::Tensor& x_in,
+                                                             const std::optional<at::Tensor>& y_in,
+                                                             double eps) {
+  check_inputs(x_in, y_in);
+  TORCH_CHECK(eps > 0, "bilinear_pool: eps must be > 0, got ", eps);
+  const int64_t N = x_in.size(0);
+  const int64_t D1 = x_in.size(1);
+  const int64_t M = x_in.size(2);
+  const int64_t D2 = y_in.has_value() ? y_in->size(1) : D1;
+  const auto dtype = x_in.scalar_type();
+  const auto opmath = opmath_scalar_type(dtype);
+  at::Tensor norm = at::empty({N}, x_in.options().dtype(opmath));
+  if (N == 0 || D1 == 0 || D2 == 0) {
+    norm.zero_();
+    return {at::empty({N, D1 * D2}, x_in.options()), norm};
+  }
+
+  const at::Tensor a = opmath_operand(x_in);
+  const at::Tensor b = y_in.has_value() ? opmath_operand(*y_in) : a;
+  // Unscaled Gram; 1/M is applied in op-math by the signed-sqrt pass.
+  at::Tensor g = at::bmm(a, b.transpose(1, 2));
+  at::Tensor z = dtype == opmath ? g.view({N, D1 * D2})
+                                 : at::empty({N, D1 * D2}, x_in.options().dtype(dtype));
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_forward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const Tiling tiles(D1, D2);
+    const int64_t tasks = N * tiles.per_sample;
+    std::vector<T> partial(tasks);
+    T* gp = g.mutable_data_ptr<T>();
+    scalar_t* zp = z.mutable_data_ptr<scalar_t>();
+    T* np = norm.mutable_data_ptr<T>();
+    const T inv_m = T(1) / static_cast<T>(M);
+    const T eps_t = static_cast<T>(eps);
+    const bool vec = cpu::vec_kernels_available();
+
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t e0 = tiles.begin(t);
+        const int64_t len = tiles.end(t) - e0;
+        partial[t] = vec ? signed_sqrt_pass_vec(gp + e0, len, inv_m, eps_t)
+                         : signed_sqrt_pass_scalar(gp + e0, len, inv_m, eps_t);
+      }
+    });
+    for (int64_t n = 0; n < N; ++n) {
+      T sum = T(0);
+      for (int64_t p = 0; p < tiles.per_sample; ++p) {
+        sum += partial[n * tiles.per_sample + p];
+      }
+      np[n] = std::sqrt(sum);
+    }
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t e0 = tiles.begin(t);
+        const int64_t len = tiles.end(t) - e0;
+        const T scale = T(1) / std::max(np[tiles.sample(t)], static_cast<T>(kNormFloor));
+        if (vec) {
+          scale_pass_vec(gp + e0, zp + e0, len, scale);
+        } else {
+          scale_pass_scalar(gp + e0, zp + e0, len, scale);
+        }
+      }
+    });
+  });
+  return {z, norm};
+}
+
+std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
+                                                   const at::Tensor& x_in,
+                                                   const std::optional<at::Tensor>& y_in,
+                                                   const at::Tensor& z_in,
+                                                   const at::Tensor& norm_in) {
+  check_inputs(x_in, y_in);
+  const int64_t N = x_in.size(0);
+  const int64_t D1 = x_in.size(1);
+  const int64_t M = x_in.size(2);
+  const int64_t D2 = y_in.has_value() ? y_in->size(1) : D1;
+  const auto dtype = x_in.scalar_type();
+  const auto opmath = opmath_scalar_type(dtype);
+  TORCH_CHECK(z_in.numel() == N * D1 * D2 && z_in.dim() >= 1 && z_in.size(0) == N,
+              "bilinear_pool_backward: z must be (N, D1*D2) = (", N, ", ", D1 * D2, "), got ",
+              z_in.sizes());
+  TORCH_CHECK(grad_z_in.sizes() == z_in.sizes(), "bilinear_pool_backward: grad_z must match z ",
+              z_in.sizes(), ", got ", grad_z_in.sizes());
+  TORCH_CHECK(z_in.scalar_type() == dtype && grad_z_in.scalar_type() == dtype,
+              "bilinear_pool_backward: z and grad_z must have the dtype of x (", dtype, "), got ",
+              z_in.scalar_type(), " and ", grad_z_in.scalar_type());
+  TORCH_CHECK(norm_in.dim() == 1 && norm_in.size(0) == N,
+              "bilinear_pool_backward: norm must be (N,) with N = ", N, ", got ", norm_in.sizes());
+  TORCH_CHECK(norm_in.scalar_type() == opmath, "bilinear_pool_backward: norm must be ", opmath,
+              " for ", dtype, " inputs, got ", norm_in.scalar_type());
+  for (const at::Tensor* t : {&grad_z_in, &z_in, &norm_in}) {
+    TORCH_CHECK(t->device() == x_in.device(), "bilinear_pool_backward: all tensors must be on ",
+                x_in.device(), ", got one on ", t->device());
+  }
+
+  const bool two = y_in.has_value();
+  if (N == 0 || D1 == 0 || D2 == 0 || M == 0) {
+    std::vector<at::Tensor> out{at::zeros_like(x_in, at::MemoryFormat::Contiguous)};
+    if (two) {
+      out.push_back(at::zeros_like(*y_in, at::MemoryFormat::Contiguous));
+    }
+    return out;
+  }
+  const at::Tensor z = z_in.contiguous();
+  const at::Tensor dz = grad_z_in.contiguous();
+  const at::Tensor norm = norm_in.contiguous();
+  at::Tensor dg = at::empty({N, D1, D2}, x_in.options().dtype(opmath));
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_backward", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const Tiling tiles(D1, D2);
+    const int64_t tasks = N * tiles.per_sample;
+    std::vector<T> partial(tasks);
+    const scalar_t* zp = z.const_data_ptr<scalar_t>();
+    const scalar_t* dzp = dz.const_data_ptr<scalar_t>();
+    const T* np = norm.const_data_ptr<T>();
+    T* gp = dg.mutable_data_ptr<T>();
+    const bool vec = cpu::vec_kernels_available();
+
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t e0 = tiles.begin(t);
+        const int64_t len = tiles.end(t) - e0;
+        partial[t] = vec ? dot_pass_vec<T>(zp + e0, dzp + e0, len)
+                         : dot_pass_scalar<T>(zp + e0, dzp + e0, len);
+      }
+    });
+    std::vector<GradCoef<T>> coef(N);
+    for (int64_t n = 0; n < N; ++n) {
+      T dot = T(0);
+      for (int64_t p = 0; p < tiles.per_sample; ++p) {
+        dot += partial[n * tiles.per_sample + p];
+      }
+      coef[n] = grad_coef(dot, np[n], M);
+    }
+    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t e0 = tiles.begin(t);
+        const int64_t len = tiles.end(t) - e0;
+        const auto& k = coef[tiles.sample(t)];
+        if (vec) {
+          grad_pass_vec(zp + e0, dzp + e0, gp + e0, len, k);
+        } else {
+          grad_pass_scalar(zp + e0, dzp + e0, gp + e0, len, k);
+        }
+      }
+    });
+    if (!two) {
+      at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+        for (int64_t n = n0; n < n1; ++n) {
+          symmetrize(gp + n * D1 * D1, D1);
+        }
+      });
+    }
+  });
+
+  const at::Tensor a = opmath_operand(x_in);
+  if (!two) {
+    return {at::bmm(dg, a).to(dtype)};
+  }
+  const at::Tensor b = opmath_operand(*y_in);
+  return {at::bmm(dg, b).to(dtype), at::bmm(dg.transpose(1, 2), a).to(dtype)};
+}
+
+}  // namespace
+}  // namespace cookbook_ops
+
+TORCH_LIBRARY_IMPL(cookbook_ops, CPU, m) {
+  m.impl("bilinear_pool_forward", &cookbook_ops::bilinear_pool_forward_cpu);
+  m.impl("bilinear_pool_backward", &cookbook_ops::bilinear_pool_backward_cpu);
+}

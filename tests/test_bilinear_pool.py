@@ -1,0 +1,211 @@
+"""Bilinear pooling: every backend against the cookbook's snippet (float64 autograd oracle)."""
+
+import pytest
+import torch
+from conftest import DEVICES, DTYPES, TOLERANCES, backend_params, compiled_backend_params
+
+import cookbook_ops
+from cookbook_ops import _library
+from cookbook_ops.nn import BilinearPooling
+
+OP = _library.BILINEAR_FORWARD
+pool = cookbook_ops.bilinear_pool
+
+
+def seed_snippet(x, y=None, eps=1e-5):
+    """The cookbook's bilinear pooling, written as it is there (two-stream: A B^T)."""
+    n, d = x.shape[0], x.shape[1]
+    m = x[0, 0].numel()
+    a = x.reshape(n, d, m)
+    b = a if y is None else y.reshape(n, y.shape[1], m)
+    g = torch.bmm(a, torch.transpose(b, 1, 2)) / m
+    g = torch.reshape(g, (n, d * b.shape[1]))
+    g = torch.sign(g) * torch.sqrt(torch.abs(g) + eps)
+    return torch.nn.functional.normalize(g)
+
+
+def assert_close(actual, expected, dtype, rtol_scale=1.0):
+    tol = TOLERANCES[dtype]
+    torch.testing.assert_close(
+        actual.double(), expected.double(), atol=tol["atol"], rtol=tol["rtol"] * rtol_scale
+    )
+
+
+def make(shape, device, dtype, seed=0, scale=1.0, relu=False):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randn(*shape, generator=g, dtype=torch.float64) * scale
+    if relu:
+        t = t.clamp_min(0)
+    return t.to(device, dtype)
+
+
+SHAPES = [
+    pytest.param((2, 8, 5, 5), None, id="one-2x8x5x5"),
+    pytest.param((3, 16, 1, 1), None, id="one-1x1-spatial"),
+    pytest.param((2, 33, 7, 3), None, id="one-odd-D"),
+    pytest.param((2, 12, 4, 4), 7, id="two-D1=12-D2=7"),
+    pytest.param((1, 5, 9), 16, id="two-rank3-D2=16"),
+]
+
+
+def _grads(fn, x, y, dz):
+    xs = x.detach().clone().requires_grad_()
+    ys = None if y is None else y.detach().clone().requires_grad_()
+    z = fn(xs, ys)
+    z.backward(dz.to(z.dtype))
+    return z, xs.grad, None if ys is None else ys.grad
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("shape,d2", SHAPES)
+def test_matches_seed_snippet_forward_and_backward(device, backend, dtype, shape, d2):
+    x = make(shape, device, dtype, relu=False)
+    y = None if d2 is None else make((shape[0], d2) + shape[2:], device, dtype, seed=1)
+    d_out = shape[1] * (shape[1] if d2 is None else d2)
+    dz = make((shape[0], d_out), device, torch.float64, seed=2)  # non-symmetric upstream
+    z, gx, gy = _grads(lambda a, b: pool(a, b, backend=backend), x, y, dz)
+    z64, gx64, gy64 = _grads(seed_snippet, x.double(), None if y is None else y.double(), dz)
+    assert z.dtype == dtype and z.shape == (shape[0], d_out)
+    assert_close(z, z64, dtype)
+    # gradients scale with 1/norm; compare relative to their own size
+    scale = gx64.abs().max().item()
+    assert_close(gx / scale, gx64 / scale, dtype, rtol_scale=4)
+    if y is not None:
+        scale = gy64.abs().max().item()
+        assert_close(gy / scale, gy64 / scale, dtype, rtol_scale=4)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("two_stream", [False, True], ids=["one", "two"])
+def test_gradcheck_float64(device, backend, two_stream):
+    x = make((2, 4, 3, 2), device, torch.float64).requires_grad_()
+    inputs = (x,)
+    if two_stream:
+        inputs = (x, make((2, 3, 3, 2), device, torch.float64, seed=5).requires_grad_())
+    torch.autograd.gradcheck(lambda *t: pool(*t, backend=backend), inputs)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("two_stream", [False, True], ids=["one", "two"])
+def test_dead_channels_give_autograd_gradients(device, backend, two_stream):
+    """Post-ReLU maps with dead channels have exactly-zero Gram entries: sign(0) = 0 there,
+    and the gradient through them is 0, as autograd of the snippet gives."""
+    x = make((2, 6, 4, 4), device, torch.float64, relu=True)
+    x[:, 2] = 0
+    x[1, 4] = 0
+    y = make((2, 5, 4, 4), device, torch.float64, seed=3, relu=True) if two_stream else None
+    if y is not None:
+        y[:, 1] = 0
+    dz = make((2, 6 * (5 if two_stream else 6)), device, torch.float64, seed=4)
+    z, gx, gy = _grads(lambda a, b: pool(a, b, backend=backend), x, y, dz)
+    z64, gx64, gy64 = _grads(seed_snippet, x, y, dz)
+    torch.testing.assert_close(z, z64)
+    torch.testing.assert_close(gx, gx64)
+    if two_stream:
+        torch.testing.assert_close(gy, gy64)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_fp16_large_activations_do_not_overflow(device, backend):
+    """Values ~60 over 28x28: the unscaled Gram sum (~2.8e6) would overflow fp16."""
+    x = (make((2, 8, 28, 28), device, torch.float32).abs() * 60).to(torch.float16)
+    z = pool(x, backend=backend)
+    assert torch.isfinite(z).all()
+    assert_close(z, seed_snippet(x.double()), torch.float16)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_non_contiguous_and_channels_last(device, backend):
+    base = make((2, 6, 5, 4), device, torch.float32)
+    cases = {
+        "channels_last": base.contiguous(memory_format=torch.channels_last),
+        "sliced": make((2, 12, 5, 4), device, torch.float32)[:, ::2],
+        "transposed_spatial": base.transpose(2, 3),
+    }
+    for name, x in cases.items():
+        z, gx, _ = _grads(
+            lambda a, b: pool(a, b, backend=backend),
+            x,
+            None,
+            make((2, 36), device, torch.float64, seed=7),
+        )
+        z64, gx64, _ = _grads(
+            seed_snippet, x.double(), None, make((2, 36), device, torch.float64, seed=7)
+        )
+        assert_close(z, z64, torch.float32)
+        assert_close(gx, gx64, torch.float32)
+        assert gx.shape == x.shape, name
+
+
+@pytest.mark.parametrize("device,backend", compiled_backend_params(OP))
+@pytest.mark.parametrize("two_stream", [False, True], ids=["one", "two"])
+def test_opcheck(device, backend, two_stream):
+    name = _library.BILINEAR_FORWARD + ("_triton" if backend == "triton" else "")
+    for dtype in (torch.float64, torch.float32):
+        x = make((2, 5, 6), device, dtype).requires_grad_()
+        y = make((2, 3, 6), device, dtype, seed=1).requires_grad_() if two_stream else None
+        torch.library.opcheck(_library.op(name), (x, y, 1e-5))
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_compile_fullgraph_forward_backward(device, backend):
+    torch._dynamo.reset()
+    head = torch.compile(lambda x, y: pool(x, y, backend=backend), fullgraph=True)
+    x = make((2, 6, 3, 3), device, torch.float32)
+    y = make((2, 4, 3, 3), device, torch.float32, seed=1)
+    dz = make((2, 24), device, torch.float32, seed=2)
+    z, gx, gy = _grads(head, x, y, dz)
+    z64, gx64, gy64 = _grads(seed_snippet, x.double(), y.double(), dz.double())
+    assert_close(z, z64, torch.float32)
+    assert_close(gx, gx64, torch.float32)
+    assert_close(gy, gy64, torch.float32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_module(device):
+    head = BilinearPooling(eps=1e-5).to(device)
+    x = make((3, 4, 2, 2), device, torch.float64)
+    torch.testing.assert_close(head(x), seed_snippet(x))
+    assert "eps=1e-05" in repr(head)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_bad_inputs_raise_clear_errors(device, backend):
+    x = make((2, 4, 3, 3), device, torch.float32)
+    with pytest.raises(ValueError, match="x must be"):
+        pool(x[0, 0], backend=backend)
+    with pytest.raises(ValueError, match="batch mismatch"):
+        pool(x, make((3, 4, 3, 3), device, torch.float32), backend=backend)
+    with pytest.raises(ValueError, match="spatial size mismatch"):
+        pool(x, make((2, 4, 3, 2), device, torch.float32), backend=backend)
+    with pytest.raises(ValueError, match="same rank"):
+        pool(x, make((2, 4, 9), device, torch.float32), backend=backend)
+    with pytest.raises(ValueError, match="eps"):
+        pool(x, eps=0.0, backend=backend)
+    with pytest.raises(ValueError, match="eps"):
+        pool(x, eps=-1e-5, backend=backend)
+    with pytest.raises(TypeError, match="y is"):
+        pool(x, x.double(), backend=backend)
+    with pytest.raises(TypeError, match="x must be a floating"):
+        pool(x.long(), backend=backend)
+    with pytest.raises(ValueError, match="eps"):
+        BilinearPooling(eps=0)
+
+
+def test_eps_is_honoured():
+    x = make((2, 4, 3, 3), "cpu", torch.float64)
+    for eps in (1e-3, 1e-8):
+        torch.testing.assert_close(pool(x, eps=eps), seed_snippet(x, eps=eps))
+    assert not torch.allclose(pool(x, eps=1e-1), pool(x, eps=1e-8))
+
+
+def test_all_zero_input_gives_zero_output_and_gradient():
+    x = torch.zeros(2, 3, 2, 2, dtype=torch.float64, requires_grad=True)
+    z = pool(x)
+    assert torch.equal(z, torch.zeros_like(z))
+    z.sum().backward()
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    y = x.detach().requires_grad_()
+    seed_snippet(y).sum().backward()
+    assert torch.equal(y.grad, x.grad)
