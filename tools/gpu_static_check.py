@@ -46,6 +46,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # forward/backward rules; put an exemption above them for a kernel that is legitimately narrow
 # (a scalar tail kernel, say), with the reason.
 CUDA_WIDTH_RULES: list[tuple[str, int | None, int | None]] = [
+    # Reads z and grad_z as vectors but writes one partial dot product per block.
+    ("bilinear_pool_backward_dot_kernel", 128, None),
     ("backward", 128, 128),
     ("forward", 128, None),
 ]

@@ -4,5 +4,7 @@ Importing this package registers the kernels. It compiles nothing and touches no
 import time, so a missing or broken GPU only shows up when a kernel is first launched.
 """
 
-from cookbook_ops.triton import label_smoothing_cross_entropy  # noqa: F401
-from cookbook_ops.triton import bilinear_pool  # noqa: F401
+from cookbook_ops.triton import (
+    bilinear_pool,  # noqa: F401
+    label_smoothing_cross_entropy,  # noqa: F401
+)

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.reference.bilinear_pool import NORM_FLOOR, opmath_dtype
+from cookbook_ops.reference.bilinear_pool import opmath_dtype
 
 # Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
 _INTERPRETED = bool(triton.knobs.runtime.interpret)
@@ -340,6 +340,15 @@ _TL_DTYPES = {
 }
 
 
+def _dot_operands(dtype: torch.dtype, precision: str) -> tuple:
+    """(operand type, input_precision) of tl.dot for operands of ``dtype``."""
+    if _INTERPRETED and dtype == torch.bfloat16:
+        # The interpreter multiplies bf16 as its raw uint16 storage; fp32 holds every bf16
+        # value exactly and the accumulation is fp32 either way.
+        return tl.float32, "ieee"
+    return _TL_DTYPES[dtype], precision
+
+
 def _block(size: int, cap: int) -> int:
     # tl.dot needs every tile side >= 16.
     return max(16, min(cap, triton.next_power_of_2(max(size, 1))))
@@ -347,11 +356,12 @@ def _block(size: int, cap: int) -> int:
 
 def _forward_params(d1: int, d2: int, dtype: torch.dtype) -> dict:
     if dtype == torch.float32:
-        # tf32x3 (three tf32 products) keeps ~fp32 accuracy on the tensor cores; its split
-        # operands cost registers, hence the narrower K step.
-        dot_dtype, precision, block_k = tl.float32, "tf32x3", 32
+        # Plain fp32 FMAs, not tf32x3: near G = 0 the signed sqrt multiplies the error of G by
+        # 1/(2 sqrt(eps)), and the backward divides by |v| again, so tf32x3's ~8x larger error
+        # in G showed up in fp32 gradients beyond fp32 tolerance.
+        dot_dtype, precision, block_k = tl.float32, "ieee", 32
     else:
-        dot_dtype, precision, block_k = _TL_DTYPES[dtype], "tf32", 64
+        (dot_dtype, precision), block_k = _dot_operands(dtype, "tf32"), 64
     return {
         "DOT_DTYPE": dot_dtype,
         "PRECISION": precision,
@@ -372,7 +382,7 @@ def _grad_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def _backward_params(rows: int, m: int, dtype: torch.dtype) -> dict:
     if dtype == torch.bfloat16:
-        dot_dtype, precision, block_k = tl.bfloat16, "tf32", 64
+        (dot_dtype, precision), block_k = _dot_operands(dtype, "tf32"), 64
     elif dtype == torch.float16:
         dot_dtype, precision, block_k = tl.float32, "tf32", 32
     else:
@@ -488,10 +498,16 @@ def bilinear_pool_backward(grad_z, x, y, z, norm):
     b = x if y is None else y
     d2 = b.shape[1]
     acc_dtype = opmath_dtype(x.dtype)
-    for name, t, numel in (("grad_z", grad_z, n * d1 * d2), ("z", z, n * d1 * d2), ("norm", norm, n)):
+    for name, t, numel in (
+        ("grad_z", grad_z, n * d1 * d2),
+        ("z", z, n * d1 * d2),
+        ("norm", norm, n),
+    ):
         if t.numel() != numel or t.shape[0] != n:
-            raise ValueError(f"{name} has shape {tuple(t.shape)}; expected {numel // max(n, 1)} "
-                             f"values for each of the {n} samples")
+            raise ValueError(
+                f"{name} has shape {tuple(t.shape)}; expected {numel // max(n, 1)} "
+                f"values for each of the {n} samples"
+            )
         if t.device != x.device:
             raise ValueError(f"{name} is on {t.device} but x is on {x.device}")
     dx = torch.empty_like(x)
@@ -620,8 +636,11 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
             fwd_warps,
             ["a_ptr", "b_ptr", "v_ptr", "sumsq_ptr", *aligned_sizes],
             num_stages=fwd_stages,
-            # Compute-bound: its operand loads go through the pipelined shared-memory copies.
-            bandwidth_bound=False,
+            # Compute-bound, but its pipelined tile copies and v stores (mirror included) do
+            # reach 16 bytes: the width check guards them against a regression.
+            bandwidth_bound=True,
+            min_load_bits=128,
+            min_store_bits=128,
         )
     )
     block = _stream_block(dtype)
@@ -629,8 +648,13 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
         _spec(
             f"bilinear_normalize_{name}_L{d1 * d2}",
             _normalize_kernel,
-            {"v_ptr": f"*{acc}", "sumsq_ptr": f"*{acc}", "z_ptr": f"*{name}",
-             "norm_ptr": f"*{acc}", **ints},  # fmt: skip
+            {
+                "v_ptr": f"*{acc}",
+                "sumsq_ptr": f"*{acc}",
+                "z_ptr": f"*{name}",
+                "norm_ptr": f"*{acc}",
+                **ints,
+            },
             {"BLOCK": block},
             4,
             ["v_ptr", "sumsq_ptr", "z_ptr", "norm_ptr", *aligned_sizes],
@@ -656,8 +680,14 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
         _spec(
             f"bilinear_grad_gram_{streams}_{name}_D{d1}x{d2}",
             _grad_gram_kernel,
-            {"z_ptr": f"*{name}", "dz_ptr": f"*{name}", "c_ptr": f"*{acc}",
-             "norm_ptr": f"*{acc}", "ds_ptr": f"*{grad}", **ints},  # fmt: skip
+            {
+                "z_ptr": f"*{name}",
+                "dz_ptr": f"*{name}",
+                "c_ptr": f"*{acc}",
+                "norm_ptr": f"*{acc}",
+                "ds_ptr": f"*{grad}",
+                **ints,
+            },
             {"SYMMETRIC": symmetric, "BLOCK": _grad_tile(d1, d2)},
             8,
             ["z_ptr", "dz_ptr", "c_ptr", "norm_ptr", "ds_ptr", *aligned_sizes],
@@ -672,8 +702,7 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
         bwd_warps, bwd_stages = bwd.pop("num_warps"), bwd.pop("num_stages")
         specs.append(
             _spec(
-                f"bilinear_grad_input_{name}_R{rows}_K{k}_M{m}"
-                + ("_dsT" if transposed else ""),
+                f"bilinear_grad_input_{name}_R{rows}_K{k}_M{m}" + ("_dsT" if transposed else ""),
                 _grad_input_kernel,
                 {"ds_ptr": f"*{grad}", "b_ptr": f"*{name}", "out_ptr": f"*{name}", **ints},
                 {"DS_TRANSPOSED": transposed, **bwd},
@@ -681,7 +710,10 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
                 ["ds_ptr", "b_ptr", "out_ptr"]
                 + [a for a, s in (("R", rows), ("K", k), ("M", m)) if s % 16 == 0],
                 num_stages=bwd_stages,
-                bandwidth_bound=False,
+                # Compute-bound; width check as for the forward product.
+                bandwidth_bound=True,
+                min_load_bits=128,
+                min_store_bits=128,
             )
         )
     return specs
