@@ -11,7 +11,13 @@ from cookbook_ops import (  # noqa: E402
     reference,
 )
 from cookbook_ops._backend import available_backends, build_info, use_backend
-from cookbook_ops.ops import bilinear_pool, label_smoothing_cross_entropy
+from cookbook_ops.ops import (
+    bilinear_pool,
+    cutmix,
+    label_smoothing_cross_entropy,
+    mixup,
+    mixup_pairs_,
+)
 
 __version__ = "0.1.0"
 
@@ -19,7 +25,10 @@ __all__ = [
     "available_backends",
     "bilinear_pool",
     "build_info",
+    "cutmix",
     "label_smoothing_cross_entropy",
+    "mixup",
+    "mixup_pairs_",
     "nn",
     "reference",
     "use_backend",

@@ -54,8 +54,33 @@ for _suffix in ("", "_triton"):
     lib.define(BILINEAR_FORWARD + _suffix + _BILINEAR_FORWARD)
     lib.define(BILINEAR_BACKWARD + _suffix + _BILINEAR_BACKWARD)
 
+# --- mixup and CutMix blends --------------------------------------------------------------
+# x (N, ...) with each sample one dense block (contiguous or channels_last); the output has
+# x's strides. lam (N,) in op-math dtype (float32; float64 for float64 x); index (N,) int64,
+# a permutation. out_i = lam_i x_i + (1 - lam_i) x_index[i] (uint8: rounded to nearest).
+MIXUP_FORWARD = "mixup_forward"
+MIXUP_BACKWARD = "mixup_backward"
+MIXUP_PAIRS = "mixup_pairs"
+CUTMIX_FORWARD = "cutmix_forward"
+CUTMIX_BACKWARD = "cutmix_backward"
+_MIXUP_SCHEMAS = {
+    MIXUP_FORWARD: "(Tensor x, Tensor lam, Tensor index) -> Tensor",
+    # grad_x_j = lam_j g_j + (1 - lam_k) g_k with index[k] = j
+    MIXUP_BACKWARD: "(Tensor grad_out, Tensor lam, Tensor index) -> Tensor",
+    # in place; pairs is an involution (pairs[pairs[i]] == i): each pair read once, written once
+    MIXUP_PAIRS: "(Tensor(a!) x, Tensor lam, Tensor pairs) -> ()",
+    # x (N, C, H, W); boxes (N, 4) int64 rows (y0, x0, y1, x1), half-open, inside the image:
+    # out_i = x_index[i] inside box_i, x_i outside
+    CUTMIX_FORWARD: "(Tensor x, Tensor boxes, Tensor index) -> Tensor",
+    # grad_x_j = g_j outside box_j + g_k inside box_k, index[k] = j
+    CUTMIX_BACKWARD: "(Tensor grad_out, Tensor boxes, Tensor index) -> Tensor",
+}
+for _suffix in ("", "_triton"):
+    for _name, _schema in _MIXUP_SCHEMAS.items():
+        lib.define(_name + _suffix + _schema)
+
 # Every op family, by its forward op name (backends are probed per op).
-FORWARD_OPS = (LSCE_FORWARD, BILINEAR_FORWARD)
+FORWARD_OPS = (LSCE_FORWARD, BILINEAR_FORWARD, MIXUP_FORWARD, CUTMIX_FORWARD)
 
 
 def qualified(name: str) -> str:

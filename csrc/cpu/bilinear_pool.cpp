@@ -155,7 +155,6 @@ void symmetrize(T* s, int64_t d) {
   }
 }
 
-
 // One stream: G = x x^T / M is symmetric, so only the blocks (I, J) with I <= J of a
 // kBlock-square tiling are computed (10 of 16 GEMM blocks at D = 256), each followed at once by
 // the signed-sqrt pass while it is still in cache; the normalize pass mirrors them.
@@ -319,8 +318,8 @@ C10_ALWAYS_INLINE Vectorized<T> grad_vec(const Vectorized<T>& z, const Vectorize
 }
 
 template <typename T, typename scalar_t>
-COOKBOOK_OPS_FLATTEN void grad_pass_vec(const scalar_t* z, const scalar_t* dz, T* out,
-                                        int64_t len, const GradCoef<T>& k_s) {
+COOKBOOK_OPS_FLATTEN void grad_pass_vec(const scalar_t* z, const scalar_t* dz, T* out, int64_t len,
+                                        const GradCoef<T>& k_s) {
   using Vec = Vectorized<T>;
   using IO = Io<scalar_t>;
   constexpr int64_t kL = Vec::size();
@@ -345,8 +344,8 @@ namespace {
 
 void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& y) {
   TORCH_CHECK(x.dim() == 3, "bilinear_pool: x must be (N, D1, M), got shape ", x.sizes());
-  TORCH_CHECK(at::isFloatingType(x.scalar_type()),
-              "bilinear_pool: x must be floating point, got ", x.scalar_type());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), "bilinear_pool: x must be floating point, got ",
+              x.scalar_type());
   TORCH_CHECK(x.device().is_cpu(), "bilinear_pool: x must be a CPU tensor, got ", x.device());
   if (y.has_value()) {
     const auto& yy = *y;
@@ -356,8 +355,8 @@ void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& y) {
                 yy.sizes());
     TORCH_CHECK(yy.scalar_type() == x.scalar_type(), "bilinear_pool: y must have the dtype of x (",
                 x.scalar_type(), "), got ", yy.scalar_type());
-    TORCH_CHECK(yy.device() == x.device(), "bilinear_pool: y is on ", yy.device(),
-                " but x is on ", x.device());
+    TORCH_CHECK(yy.device() == x.device(), "bilinear_pool: y is on ", yy.device(), " but x is on ",
+                x.device());
   }
 }
 
@@ -466,8 +465,8 @@ std::tuple<at::Tensor, at::Tensor> bilinear_pool_forward_cpu(const at::Tensor& x
   const at::Tensor b = y_in.has_value() ? opmath_operand(*y_in) : a;
   // Unscaled Gram; 1/M is applied in op-math by the signed-sqrt pass.
   at::Tensor g = at::bmm(a, b.transpose(1, 2));
-  at::Tensor z = dtype == opmath ? g.view({N, D1 * D2})
-                                 : at::empty({N, D1 * D2}, x_in.options().dtype(dtype));
+  at::Tensor z =
+      dtype == opmath ? g.view({N, D1 * D2}) : at::empty({N, D1 * D2}, x_in.options().dtype(dtype));
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_forward", [&] {
     using T = at::opmath_type<scalar_t>;

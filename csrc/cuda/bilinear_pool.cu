@@ -220,8 +220,8 @@ __global__ void __launch_bounds__(kThreads)
   const SliceIndex si = slice_index(blocks_per_sample);
   SumsqVisitor<acc_t> v{g + si.n * p_len, f, acc_t(0)};
   const int64_t head = std::min<int64_t>(p_len, elements_to_alignment(v.g));
-  visit_row<SumsqVisitor<acc_t>::kVec, vectors_in_flight<acc_t>()>(p_len, head, si.lane,
-                                                                   si.group, v);
+  visit_row<SumsqVisitor<acc_t>::kVec, vectors_in_flight<acc_t>()>(p_len, head, si.lane, si.group,
+                                                                   v);
   const acc_t total = block_reduce(v.sumsq, Add{}, acc_t(0), scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
@@ -244,7 +244,9 @@ struct NormalizeVisitor {
       return f(raw) * inv;
     }
   }
-  __device__ __forceinline__ void scalar(int64_t c) { VecIO<scalar_t>::store(z + c, normalize(g[c])); }
+  __device__ __forceinline__ void scalar(int64_t c) {
+    VecIO<scalar_t>::store(z + c, normalize(g[c]));
+  }
   template <int U>
   __device__ __forceinline__ void vectors(int64_t c0, int64_t stride) {
     acc_t v[U][kVec];
@@ -266,17 +268,19 @@ constexpr int normalize_unroll() {
 }
 
 template <typename scalar_t>
-__global__ void __launch_bounds__(kThreads) bilinear_pool_forward_normalize_kernel(
-    const at::opmath_type<scalar_t>* __restrict__ g, int64_t p_len,
-    SignedSqrt<at::opmath_type<scalar_t>> f, int blocks_per_sample,
-    const at::opmath_type<scalar_t>* __restrict__ partial, bool vectorized,
-    scalar_t* __restrict__ z, at::opmath_type<scalar_t>* __restrict__ norm) {
+__global__ void __launch_bounds__(kThreads)
+    bilinear_pool_forward_normalize_kernel(const at::opmath_type<scalar_t>* __restrict__ g,
+                                           int64_t p_len, SignedSqrt<at::opmath_type<scalar_t>> f,
+                                           int blocks_per_sample,
+                                           const at::opmath_type<scalar_t>* __restrict__ partial,
+                                           bool vectorized, scalar_t* __restrict__ z,
+                                           at::opmath_type<scalar_t>* __restrict__ norm) {
   using acc_t = at::opmath_type<scalar_t>;
   __shared__ acc_t scratch[32];
   __shared__ acc_t broadcast;
   const SliceIndex si = slice_index(blocks_per_sample);
-  const acc_t sumsq = sum_partials(partial + si.n * blocks_per_sample, blocks_per_sample,
-                                   scratch, &broadcast);
+  const acc_t sumsq =
+      sum_partials(partial + si.n * blocks_per_sample, blocks_per_sample, scratch, &broadcast);
   const acc_t s = sqrt(sumsq);
   if (si.lane == 0) norm[si.n] = s;
   NormalizeVisitor<scalar_t> v;
@@ -289,7 +293,7 @@ __global__ void __launch_bounds__(kThreads) bilinear_pool_forward_normalize_kern
   // boundary has its (at least as wide) op-math input on one too.
   const int64_t head = vectorized ? std::min<int64_t>(p_len, elements_to_alignment(v.z)) : p_len;
   visit_row<NormalizeVisitor<scalar_t>::kVec, normalize_unroll<scalar_t>()>(p_len, head, si.lane,
-                                                                          si.group, v);
+                                                                            si.group, v);
 }
 
 // --- backward -----------------------------------------------------------------------------
@@ -344,7 +348,7 @@ __global__ void __launch_bounds__(kThreads)
   DotVisitor<scalar_t> v{z + si.n * p_len, dz + si.n * p_len, acc_t(0)};
   const int64_t head = co_aligned_head(v.z, v.dz, p_len);
   visit_row<DotVisitor<scalar_t>::kVec, vectors_in_flight<scalar_t>()>(p_len, head, si.lane,
-                                                                      si.group, v);
+                                                                       si.group, v);
   const acc_t total = block_reduce(v.dot, Add{}, acc_t(0), scratch);
   if (threadIdx.x == 0) partial[blockIdx.x] = total;
 }
@@ -384,16 +388,19 @@ struct GradVisitor {
 
 // Two streams: dG (N, D1, D2), unscaled by 1/M, in the GEMM operand dtype.
 template <typename scalar_t, typename gemm_t>
-__global__ void __launch_bounds__(kThreads) bilinear_pool_backward_grad_kernel(
-    const scalar_t* __restrict__ z, const scalar_t* __restrict__ dz, int64_t p_len,
-    int blocks_per_sample, const at::opmath_type<scalar_t>* __restrict__ partial,
-    const at::opmath_type<scalar_t>* __restrict__ norm, gemm_t* __restrict__ out) {
+__global__ void __launch_bounds__(kThreads)
+    bilinear_pool_backward_grad_kernel(const scalar_t* __restrict__ z,
+                                       const scalar_t* __restrict__ dz, int64_t p_len,
+                                       int blocks_per_sample,
+                                       const at::opmath_type<scalar_t>* __restrict__ partial,
+                                       const at::opmath_type<scalar_t>* __restrict__ norm,
+                                       gemm_t* __restrict__ out) {
   using acc_t = at::opmath_type<scalar_t>;
   __shared__ acc_t scratch[32];
   __shared__ acc_t broadcast;
   const SliceIndex si = slice_index(blocks_per_sample);
-  const acc_t c = sum_partials(partial + si.n * blocks_per_sample, blocks_per_sample, scratch,
-                               &broadcast);
+  const acc_t c =
+      sum_partials(partial + si.n * blocks_per_sample, blocks_per_sample, scratch, &broadcast);
   GradVisitor<scalar_t, gemm_t> v;
   v.z = z + si.n * p_len;
   v.dz = dz + si.n * p_len;
@@ -504,7 +511,8 @@ __device__ __forceinline__ void store_sym_tile(gemm_t* out, int64_t d, int64_t r
     for (int idx = threadIdx.x; idx < kTile * kTile; idx += kThreads) {
       const int i = idx / kTile;
       const int j = idx % kTile;
-      if (i < rows && j < cols) VecIO<gemm_t>::store(out + (r0 + i) * d + c0 + j, a[i][j] + b[j][i]);
+      if (i < rows && j < cols)
+        VecIO<gemm_t>::store(out + (r0 + i) * d + c0 + j, a[i][j] + b[j][i]);
     }
   }
 }
@@ -580,8 +588,8 @@ void check_inputs(const at::Tensor& x, const std::optional<at::Tensor>& y) {
                 ", got ", y->sizes());
     TORCH_CHECK(y->scalar_type() == x.scalar_type(), "bilinear_pool: y is ", y->scalar_type(),
                 " but x is ", x.scalar_type());
-    TORCH_CHECK(y->device() == x.device(), "bilinear_pool: y is on ", y->device(),
-                " but x is on ", x.device());
+    TORCH_CHECK(y->device() == x.device(), "bilinear_pool: y is on ", y->device(), " but x is on ",
+                x.device());
   }
 }
 
@@ -642,8 +650,9 @@ std::vector<at::Tensor> bilinear_pool_backward_cuda(const at::Tensor& grad_z, co
   const int64_t p_len = d1 * d2;
   TORCH_CHECK(z_in.numel() == n * p_len, "bilinear_pool: z must have N * D1 * D2 = ", n * p_len,
               " elements, got ", z_in.sizes());
-  TORCH_CHECK(grad_z.numel() == n * p_len, "bilinear_pool: grad_z must have N * D1 * D2 = ",
-              n * p_len, " elements, got ", grad_z.sizes());
+  TORCH_CHECK(grad_z.numel() == n * p_len,
+              "bilinear_pool: grad_z must have N * D1 * D2 = ", n * p_len, " elements, got ",
+              grad_z.sizes());
   TORCH_CHECK(norm_in.numel() == n, "bilinear_pool: norm must be (N,), got ", norm_in.sizes());
   TORCH_CHECK(z_in.device() == x.device() && grad_z.device() == x.device() &&
                   norm_in.device() == x.device(),
