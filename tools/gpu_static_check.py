@@ -48,6 +48,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUDA_WIDTH_RULES: list[tuple[str, int | None, int | None]] = [
     # Reads z and grad_z as vectors but writes one partial dot product per block.
     ("bilinear_pool_backward_dot_kernel", 128, None),
+    # mixup/CutMix: 16-byte vectors in and out over each sample's block; the narrow accesses
+    # beside them are the scalar head/tail and the element-wise path for a source sample at a
+    # different 16-byte phase than the output. The pair kernel writes both samples in place.
+    ("mixup_forward_kernel", 128, 128),
+    ("mixup_backward_kernel", 128, 128),
+    ("mixup_pairs_kernel", 128, 128),
+    ("cutmix_forward_kernel", 128, 128),
+    ("cutmix_backward_kernel", 128, 128),
+    # One int64 read and at most one int64 write per sample: nothing to vectorize.
+    ("mixup_inverse_permutation_kernel", None, None),
     ("backward", 128, 128),
     ("forward", 128, None),
 ]

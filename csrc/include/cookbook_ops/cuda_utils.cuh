@@ -160,6 +160,32 @@ struct VecIO<c10::Half> {
   }
 };
 
+// uint8 images blend in float; results round to nearest even (as torch.round) and saturate
+// to [0, 255], so a blend of valid pixels can never wrap around.
+template <>
+struct VecIO<uint8_t> {
+  using acc_t = float;
+  __device__ __forceinline__ static uint8_t saturate(float v) {
+    return static_cast<uint8_t>(::min(::max(__float2int_rn(v), 0), 255));
+  }
+  __device__ __forceinline__ static void unpack(uint4 r, float (&v)[16]) {
+    const unsigned w[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int j = 0; j < 16; ++j) v[j] = __uint2float_rn((w[j >> 2] >> (8 * (j & 3))) & 0xffu);
+  }
+  __device__ __forceinline__ static uint4 pack(const float (&v)[16]) {
+    unsigned w[4] = {0u, 0u, 0u, 0u};
+#pragma unroll
+    for (int j = 0; j < 16; ++j)
+      w[j >> 2] |= static_cast<unsigned>(saturate(v[j])) << (8 * (j & 3));
+    return make_uint4(w[0], w[1], w[2], w[3]);
+  }
+  __device__ __forceinline__ static float load(const uint8_t* p) {
+    return __uint2float_rn(__ldg(p));
+  }
+  __device__ __forceinline__ static void store(uint8_t* p, float v) { *p = saturate(v); }
+};
+
 // K consecutive op-math values (weights and the like) starting at p; one or two 16-byte loads
 // when p is 16-byte aligned, scalar loads otherwise (the caller decides once per row).
 template <typename T, int K>
