@@ -215,32 +215,6 @@ namespace {
 
 using at::vec::Vectorized;
 
-// Loads op-math vectors from scalar_t: 2 * Vec::size() elements per step, so that 16-bit
-// types convert one full Vectorized<scalar_t> at a time.
-template <typename scalar_t>
-struct Io {
-  using T = at::opmath_type<scalar_t>;
-  using Vec = Vectorized<T>;
-  static constexpr int64_t kStep = 2 * Vec::size();
-
-  C10_ALWAYS_INLINE static void load(const scalar_t* p, Vec& lo, Vec& hi) {
-    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
-      at::vec::load_to_float(p, lo, hi);
-    } else {
-      lo = Vec::loadu(p);
-      hi = Vec::loadu(p + Vec::size());
-    }
-  }
-  C10_ALWAYS_INLINE static void store(scalar_t* p, const Vec& lo, const Vec& hi) {
-    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
-      at::vec::convert_from_float<scalar_t>(lo, hi).store(p);
-    } else {
-      lo.store(p);
-      hi.store(p + Vec::size());
-    }
-  }
-};
-
 template <typename T>
 C10_ALWAYS_INLINE Vectorized<T> signed_sqrt_vec(const Vectorized<T>& g, const Vectorized<T>& inv_m,
                                                 const Vectorized<T>& eps) {
@@ -280,7 +254,7 @@ COOKBOOK_OPS_FLATTEN T signed_sqrt_pass_vec(T* g, int64_t len, T inv_m_s, T eps_
 template <typename T, typename scalar_t>
 COOKBOOK_OPS_FLATTEN void scale_pass_vec(const T* v, scalar_t* out, int64_t len, T scale_s) {
   using Vec = Vectorized<T>;
-  using IO = Io<scalar_t>;
+  using IO = cpu::OpmathIO<scalar_t>;
   constexpr int64_t kL = Vec::size();
   const Vec scale(scale_s);
   int64_t k = 0;
@@ -293,7 +267,7 @@ COOKBOOK_OPS_FLATTEN void scale_pass_vec(const T* v, scalar_t* out, int64_t len,
 template <typename T, typename scalar_t>
 COOKBOOK_OPS_FLATTEN T dot_pass_vec(const scalar_t* z, const scalar_t* dz, int64_t len) {
   using Vec = Vectorized<T>;
-  using IO = Io<scalar_t>;
+  using IO = cpu::OpmathIO<scalar_t>;
   Vec acc0(T(0)), acc1(T(0));
   int64_t k = 0;
   for (; k + IO::kStep <= len; k += IO::kStep) {
@@ -321,7 +295,7 @@ template <typename T, typename scalar_t>
 COOKBOOK_OPS_FLATTEN void grad_pass_vec(const scalar_t* z, const scalar_t* dz, T* out, int64_t len,
                                         const GradCoef<T>& k_s) {
   using Vec = Vectorized<T>;
-  using IO = Io<scalar_t>;
+  using IO = cpu::OpmathIO<scalar_t>;
   constexpr int64_t kL = Vec::size();
   const Vec c(k_s.c), a(k_s.a), b(k_s.b);
   int64_t k = 0;

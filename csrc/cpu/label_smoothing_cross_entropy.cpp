@@ -295,31 +295,6 @@ namespace {
 
 using at::vec::Vectorized;
 
-// Two op-math vectors of a row at a time: one Vectorized<scalar_t> for 16-bit types.
-template <typename scalar_t>
-struct RowIO {
-  using T = at::opmath_type<scalar_t>;
-  using Vec = Vectorized<T>;
-  static constexpr int64_t kStep = 2 * Vec::size();
-
-  C10_ALWAYS_INLINE static void load(const scalar_t* p, Vec& lo, Vec& hi) {
-    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
-      at::vec::load_to_float(p, lo, hi);
-    } else {
-      lo = Vec::loadu(p);
-      hi = Vec::loadu(p + Vec::size());
-    }
-  }
-  C10_ALWAYS_INLINE static void store(scalar_t* p, const Vec& lo, const Vec& hi) {
-    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
-      at::vec::convert_from_float<scalar_t>(lo, hi).store(p);
-    } else {
-      lo.store(p);
-      hi.store(p + Vec::size());
-    }
-  }
-};
-
 // Per-lane state of the streaming pass: running max, sum of exp(x - max), the step where the
 // lane's max was first seen, and the sums of x - ref (and w (x - ref)).
 template <typename T>
@@ -358,7 +333,7 @@ COOKBOOK_OPS_FLATTEN RowStats<at::opmath_type<scalar_t>> row_stats_vec(
     const scalar_t* row, const at::opmath_type<scalar_t>* w, int64_t C) {
   using T = at::opmath_type<scalar_t>;
   using Vec = Vectorized<T>;
-  using IO = RowIO<scalar_t>;
+  using IO = cpu::OpmathIO<scalar_t>;
   constexpr int64_t kLanes = Vec::size();
   constexpr int64_t kStep = IO::kStep;
   constexpr int64_t kBlock = 2048;  // 8 KiB of float logits; a multiple of kStep
@@ -474,7 +449,7 @@ COOKBOOK_OPS_FLATTEN void backward_rows_vec(const BackwardArgs<scalar_t>& a, int
                                             int64_t end) {
   using T = at::opmath_type<scalar_t>;
   using Vec = Vectorized<T>;
-  using IO = RowIO<scalar_t>;
+  using IO = cpu::OpmathIO<scalar_t>;
   constexpr int64_t kLanes = Vec::size();
   constexpr int64_t kStep = IO::kStep;
   const int64_t C = a.p.num_classes;

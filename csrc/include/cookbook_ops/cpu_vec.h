@@ -22,6 +22,7 @@
 
 #include <ATen/AccumulateType.h>
 #include <ATen/NumericUtils.h>
+#include <ATen/OpMathType.h>
 #include <ATen/Version.h>
 #include <ATen/native/Math.h>
 #include <ATen/native/cpu/zmath.h>
@@ -163,6 +164,32 @@ C10_ALWAYS_INLINE at::vec::Vectorized<float> exp_nonpositive(const at::vec::Vect
   const IVec scale = at::vec::cast<int32_t>(k) << IVec(23);
   return at::vec::cast<float>(at::vec::cast<int32_t>(p) + scale);
 }
+
+// Two op-math vectors at a time from scalar_t (one full Vectorized<scalar_t> for 16-bit
+// types, converted to float), and back with one rounding.
+template <typename scalar_t>
+struct OpmathIO {
+  using T = at::opmath_type<scalar_t>;
+  using Vec = at::vec::Vectorized<T>;
+  static constexpr int64_t kStep = 2 * Vec::size();
+
+  C10_ALWAYS_INLINE static void load(const scalar_t* p, Vec& lo, Vec& hi) {
+    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
+      at::vec::load_to_float(p, lo, hi);
+    } else {
+      lo = Vec::loadu(p);
+      hi = Vec::loadu(p + Vec::size());
+    }
+  }
+  C10_ALWAYS_INLINE static void store(scalar_t* p, const Vec& lo, const Vec& hi) {
+    if constexpr (at::vec::is_reduced_floating_point_v<scalar_t>) {
+      at::vec::convert_from_float<scalar_t>(lo, hi).store(p);
+    } else {
+      lo.store(p);
+      hi.store(p + Vec::size());
+    }
+  }
+};
 
 // Double precision is for gradcheck and exactness, not speed: Sleef's 1-ulp exp.
 C10_ALWAYS_INLINE at::vec::Vectorized<double> exp_nonpositive(
