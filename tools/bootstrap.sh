@@ -33,7 +33,7 @@ mkdir -p build
 stamp=$( {
   find csrc setup.py pyproject.toml -type f -print0 | sort -z | xargs -0 sha256sum
   python -c "import torch; print(torch.__version__)"
-  env | grep -E "^(COOKBOOK_OPS_CUDA|COOKBOOK_OPS_EXTENSION|FORCE_CUDA|TORCH_CUDA_ARCH_LIST|CUDA_HOME)=" | sort
+  env | grep -E "^(COOKBOOK_OPS_CUDA|COOKBOOK_OPS_EXTENSION|FORCE_CUDA|TORCH_CUDA_ARCH_LIST|CUDA_HOME)=" | sort || true
 } | sha256sum | cut -d" " -f1)
 if [ -f build/.bootstrap-stamp ] && [ "$(cat build/.bootstrap-stamp)" = "$stamp" ] \
   && [ -f cookbook_ops/_build_config.py ]; then
