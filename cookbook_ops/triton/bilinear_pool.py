@@ -25,18 +25,20 @@ computing it, the normalization, c and dS) run in Triton.
 
 from __future__ import annotations
 
-import contextlib
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
 from cookbook_ops import _library
 from cookbook_ops.reference.bilinear_pool import opmath_dtype
-
-# Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
-_INTERPRETED = bool(triton.knobs.runtime.interpret)
+from cookbook_ops.triton._common import (
+    INTERPRETED,
+    TRITON_DTYPES,
+    device_context,
+    register,
+    split_double,
+    split_scalar,
+)
 
 # The batch size and a ragged channel count should reuse the compiled kernel.
 _NO_SPECIALIZE = ["n_batch"]
@@ -111,13 +113,6 @@ def _tile_matmul(
 
 
 @triton.jit
-def _split_scalar(hi, lo, dtype: tl.constexpr):
-    # Python floats reach a kernel as fp32; the host splits eps into an fp32 pair so an fp64
-    # kernel sees it to ~48 bits (sqrt(|G| + eps) near G = 0 is sensitive to it).
-    return tl.cast(hi, dtype) + tl.cast(lo, dtype)
-
-
-@triton.jit
 def _signed_sqrt(g, eps):
     r = tl.sqrt(tl.abs(g) + eps)
     # g * 0 keeps sign(0) = 0 and lets a NaN through, as torch.sign does.
@@ -175,7 +170,7 @@ def _bilinear_forward_kernel(
         )  # fmt: skip
     # Scaled in fp32 before anything is rounded, so 16-bit inputs with large M cannot overflow.
     g = acc / M
-    v = _signed_sqrt(g, _split_scalar(eps_hi, eps_lo, acc_dtype))
+    v = _signed_sqrt(g, split_scalar(eps_hi, eps_lo, acc_dtype))
     v = tl.where(valid, v, 0.0)
     sumsq = tl.sum(tl.sum(v * v, axis=1), axis=0)
     out_ptr = v_ptr + gram_offset
@@ -342,7 +337,7 @@ _TL_DTYPES = {
 
 def _dot_operands(dtype: torch.dtype, precision: str) -> tuple:
     """(operand type, input_precision) of tl.dot for operands of ``dtype``."""
-    if _INTERPRETED and dtype == torch.bfloat16:
+    if INTERPRETED and dtype == torch.bfloat16:
         # The interpreter multiplies bf16 as its raw uint16 storage; fp32 holds every bf16
         # value exactly and the accumulation is fp32 either way.
         return tl.float32, "ieee"
@@ -406,29 +401,6 @@ def _grad_tile(d1: int, d2: int) -> int:
     return max(16, min(_GRAD_TILE, triton.next_power_of_2(max(d1, d2, 1))))
 
 
-def _split_double(value: float) -> tuple[float, float]:
-    try:
-        hi = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return value, 0.0
-    return hi, value - hi
-
-
-def _device_context(device: torch.device):
-    if device.type == "cuda":
-        return torch.cuda.device(device)
-    if device.type == "cpu":
-        if not _INTERPRETED:
-            raise RuntimeError(
-                "cookbook_ops: the Triton bilinear_pool kernels need CUDA tensors (CPU tensors "
-                "only run with TRITON_INTERPRET=1 set before importing cookbook_ops)"
-            )
-        return contextlib.nullcontext()
-    raise RuntimeError(
-        f"cookbook_ops: the Triton bilinear_pool kernels need CUDA tensors, got device {device}"
-    )
-
-
 def _prepare(x, y):
     if x.dim() != 3:
         raise ValueError(f"x must be (N, D1, M), got shape {tuple(x.shape)}")
@@ -453,7 +425,7 @@ def _triangle_tiles(tiles: int) -> int:
 
 def bilinear_pool_forward(x, y, eps):
     x, y = _prepare(x, y)
-    context = _device_context(x.device)
+    context = device_context(x.device, "bilinear_pool")
     n, d1, m = x.shape
     b = x if y is None else y
     d2 = b.shape[1]
@@ -468,7 +440,7 @@ def bilinear_pool_forward(x, y, eps):
     sumsq = torch.zeros((n,), dtype=acc_dtype, device=x.device)
     # v in op-math precision; fp32/fp64 outputs hold it in z itself, normalized in place.
     v = z if z.dtype == acc_dtype else torch.empty_like(z, dtype=acc_dtype)
-    eps_hi, eps_lo = _split_double(float(eps))
+    eps_hi, eps_lo = split_double(float(eps))
     symmetric = y is None
     params = _forward_params(d1, d2, x.dtype)
     with context:
@@ -493,7 +465,7 @@ def bilinear_pool_forward(x, y, eps):
 
 def bilinear_pool_backward(grad_z, x, y, z, norm):
     x, y = _prepare(x, y)
-    context = _device_context(x.device)
+    context = device_context(x.device, "bilinear_pool")
     n, d1, m = x.shape
     b = x if y is None else y
     d2 = b.shape[1]
@@ -554,23 +526,15 @@ def bilinear_pool_backward(grad_z, x, y, z, norm):
     return grads
 
 
-for _device in ("CUDA", "CPU"):
-    torch.library.impl(_library.qualified(_library.BILINEAR_FORWARD + "_triton"), _device)(
-        bilinear_pool_forward
-    )
-    torch.library.impl(_library.qualified(_library.BILINEAR_BACKWARD + "_triton"), _device)(
-        bilinear_pool_backward
-    )
+register(
+    {
+        _library.BILINEAR_FORWARD: bilinear_pool_forward,
+        _library.BILINEAR_BACKWARD: bilinear_pool_backward,
+    }
+)
 
 
 # --- static compile specs -------------------------------------------------------------------
-
-_TRITON_DTYPES = {
-    torch.float16: "fp16",
-    torch.bfloat16: "bf16",
-    torch.float32: "fp32",
-    torch.float64: "fp64",
-}
 
 
 def static_compile_specs() -> list[dict]:
@@ -607,9 +571,9 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
     Triton's specialisation marks them at run time."""
     if symmetric:
         d2 = d1
-    name = _TRITON_DTYPES[dtype]
-    acc = _TRITON_DTYPES[opmath_dtype(dtype)]
-    grad = _TRITON_DTYPES[_grad_dtype(dtype)]
+    name = TRITON_DTYPES[dtype]
+    acc = TRITON_DTYPES[opmath_dtype(dtype)]
+    grad = TRITON_DTYPES[_grad_dtype(dtype)]
     streams = "1s" if symmetric else "2s"
     ints = {"n_batch": "i32", "D1": "i32", "D2": "i32", "M": "i32", "L": "i32", "R": "i32"}
     ints["K"] = "i32"

@@ -15,18 +15,19 @@ The target enters only through ``_load_target``, ``_gather_class_weight`` and
 
 from __future__ import annotations
 
-import contextlib
-import struct
-
 import torch
 import triton
 import triton.language as tl
 
 from cookbook_ops import _library
 from cookbook_ops.reference.label_smoothing_cross_entropy import check_target_range, opmath_dtype
-
-# Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
-_INTERPRETED = bool(triton.knobs.runtime.interpret)
+from cookbook_ops.triton._common import (
+    TRITON_DTYPES,
+    device_context,
+    register,
+    split_double,
+    split_scalar,
+)
 
 # Largest chunk of a row one program holds at once. Bigger chunks mean fewer trips around the
 # loop but more registers per thread for the per-lane accumulators.
@@ -78,13 +79,6 @@ def _subtract_target(grad, cols, y_safe, amount):
     # compare per element over the int64 target.
     hit = cols[None, :] == y_safe.to(tl.int32)[:, None]
     return tl.where(hit, grad - amount[:, None], grad)
-
-
-@triton.jit
-def _split_scalar(hi, lo, dtype: tl.constexpr):
-    # Python floats reach a kernel as fp32; the host splits each into an fp32 pair so an fp64
-    # kernel still sees ~48 bits of on/off (and float64 results match the float64 reference).
-    return tl.cast(hi, dtype) + tl.cast(lo, dtype)
 
 
 @triton.jit
@@ -243,8 +237,8 @@ def _lsce_forward_kernel(
     smooth = total_weight * lse - sum_wx
 
     y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
-    delta = _split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = _split_scalar(off_hi, off_lo, acc_dtype)
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
     nll = _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT)
     loss = delta * nll + off * smooth
     loss = tl.where(in_range, loss, float("nan"))
@@ -288,8 +282,8 @@ def _lsce_backward_kernel(
 
     y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
     w_y = _gather_class_weight(weight_ptr, y_safe, acc_dtype, HAS_WEIGHT)
-    delta = _split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = _split_scalar(off_hi, off_lo, acc_dtype)
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
     if HAS_WEIGHT:
         total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
     else:
@@ -343,30 +337,6 @@ def _launch_params(n_cols: int, row_stride: int, dtype: torch.dtype) -> dict:
     return {"ALIGN": align, "BLOCK_N": block_n, "BLOCK_C": block_c, "num_warps": num_warps}
 
 
-def _split_double(value: float) -> tuple[float, float]:
-    try:
-        hi = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return value, 0.0
-    return hi, value - hi
-
-
-def _device_context(device: torch.device):
-    if device.type == "cuda":
-        return torch.cuda.device(device)
-    if device.type == "cpu":
-        if not _INTERPRETED:
-            raise RuntimeError(
-                "cookbook_ops: the Triton label_smoothing_cross_entropy kernels need CUDA tensors "
-                "(CPU tensors only run with TRITON_INTERPRET=1 set before importing cookbook_ops)"
-            )
-        return contextlib.nullcontext()
-    raise RuntimeError(
-        f"cookbook_ops: the Triton label_smoothing_cross_entropy kernels need CUDA tensors, "
-        f"got device {device}"
-    )
-
-
 def _prepare(logits, target, weight):
     """Validate and normalise the arguments shared by forward and backward."""
     if logits.dim() != 2:
@@ -400,7 +370,7 @@ def label_smoothing_cross_entropy_forward(
     logits, target, weight = _prepare(logits, target, weight)
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
-    context = _device_context(logits.device)
+    context = device_context(logits.device, "label_smoothing_cross_entropy")
     check_target_range(target, n_cols, ignore_index)
     loss = logits.new_empty((n_rows,), dtype=acc_dtype)
     lse = logits.new_empty((n_rows,), dtype=acc_dtype)
@@ -417,8 +387,8 @@ def label_smoothing_cross_entropy_forward(
     # Unweighted launches pass lse for the unused weight pointers; the kernel never reads them.
     weight_arg = lse if weight is None else weight
     weight_sum = lse if weight is None else weight.sum()
-    delta_hi, delta_lo = _split_double(float(on_value) - float(off_value))
-    off_hi, off_lo = _split_double(float(off_value))
+    delta_hi, delta_lo = split_double(float(on_value) - float(off_value))
+    off_hi, off_lo = split_double(float(off_value))
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
         _lsce_forward_kernel[grid](
@@ -441,7 +411,7 @@ def label_smoothing_cross_entropy_backward(
             raise ValueError(f"{name} must be ({n_rows},), got {tuple(t.shape)}")
         if t.device != logits.device:
             raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
-    context = _device_context(logits.device)
+    context = device_context(logits.device, "label_smoothing_cross_entropy")
     check_target_range(target, n_cols, ignore_index)
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
     if n_rows == 0 or n_cols == 0:
@@ -450,8 +420,8 @@ def label_smoothing_cross_entropy_backward(
     params = _launch_params(n_cols, logits.stride(0), logits.dtype)
     weight_arg = lse if weight is None else weight
     weight_sum = lse if weight is None else weight.sum()
-    delta_hi, delta_lo = _split_double(float(on_value) - float(off_value))
-    off_hi, off_lo = _split_double(float(off_value))
+    delta_hi, delta_lo = split_double(float(on_value) - float(off_value))
+    off_hi, off_lo = split_double(float(off_value))
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
         _lsce_backward_kernel[grid](
@@ -463,23 +433,15 @@ def label_smoothing_cross_entropy_backward(
     return grad_logits
 
 
-for _device in ("CUDA", "CPU"):
-    torch.library.impl(_library.qualified(_library.LSCE_FORWARD + "_triton"), _device)(
-        label_smoothing_cross_entropy_forward
-    )
-    torch.library.impl(_library.qualified(_library.LSCE_BACKWARD + "_triton"), _device)(
-        label_smoothing_cross_entropy_backward
-    )
+register(
+    {
+        _library.LSCE_FORWARD: label_smoothing_cross_entropy_forward,
+        _library.LSCE_BACKWARD: label_smoothing_cross_entropy_backward,
+    }
+)
 
 
 # --- static compile specs ------------------------------------------------------------------
-
-_TRITON_DTYPES = {
-    torch.float16: "fp16",
-    torch.bfloat16: "bf16",
-    torch.float32: "fp32",
-    torch.float64: "fp64",
-}
 
 
 def static_compile_specs() -> list[dict]:
@@ -501,8 +463,8 @@ def compile_spec(direction: str, dtype: torch.dtype, n_cols: int, has_weight: bo
     pointers come from the caching allocator (16-byte aligned); n_cols and the row stride are
     listed as aligned only when they are multiples of 16, as Triton's specialisation marks
     them at run time."""
-    name = _TRITON_DTYPES[dtype]
-    acc = _TRITON_DTYPES[opmath_dtype(dtype)]
+    name = TRITON_DTYPES[dtype]
+    acc = TRITON_DTYPES[opmath_dtype(dtype)]
     params = _launch_params(n_cols, n_cols, dtype)
     num_warps = params.pop("num_warps")
     constexprs = {"HAS_WEIGHT": has_weight, **params}

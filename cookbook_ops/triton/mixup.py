@@ -18,19 +18,16 @@ a kernel read or write outside its tensors. Nothing here synchronises with the h
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import triton
 import triton.language as tl
 
 from cookbook_ops import _library
 from cookbook_ops.reference.mixup import opmath_dtype
+from cookbook_ops.triton._common import INTERPRETED, TRITON_DTYPES, device_context, register
 
-# Whether the kernels below were created by the interpreter (decided when @triton.jit ran).
-_INTERPRETED = bool(triton.knobs.runtime.interpret)
 # libdevice is not available to the interpreter; there uint8 rounding is emulated.
-_NATIVE_RINT: tl.constexpr = tl.constexpr(not _INTERPRETED)
+_NATIVE_RINT: tl.constexpr = tl.constexpr(not INTERPRETED)
 
 # Elements of one tile. 4096 is 32 per thread with 4 warps: eight 16-byte loads per source in
 # fp32, enough bytes in flight per program for a pure streaming kernel.
@@ -282,21 +279,6 @@ def _grid(n: int, S: int, params: dict) -> tuple[int]:
     return (triton.cdiv(n, params["BLOCK_N"]) * triton.cdiv(S, params["BLOCK_S"]),)
 
 
-def _device_context(device: torch.device):
-    if device.type == "cuda":
-        return torch.cuda.device(device)
-    if device.type == "cpu":
-        if not _INTERPRETED:
-            raise RuntimeError(
-                "cookbook_ops: the Triton mixup/cutmix kernels need CUDA tensors (CPU tensors "
-                "only run with TRITON_INTERPRET=1 set before importing cookbook_ops)"
-            )
-        return contextlib.nullcontext()
-    raise RuntimeError(
-        f"cookbook_ops: the Triton mixup/cutmix kernels need CUDA tensors, got device {device}"
-    )
-
-
 def _is_channels_last(x: torch.Tensor) -> bool:
     return (
         x.dim() == 4
@@ -364,7 +346,7 @@ def mixup_forward(x, lam, index):
     n = x.shape[0]
     lam = _prepare_lam(lam, x)
     index = _check_per_sample("index", index, n, x.device)
-    context = _device_context(x.device)
+    context = device_context(x.device, "mixup/cutmix")
     out = torch.empty_like(x)
     if n == 0 or S == 0:
         return out
@@ -383,7 +365,7 @@ def mixup_backward(grad_out, lam, index):
     n = g.shape[0]
     lam = _prepare_lam(lam, g)
     index = _check_per_sample("index", index, n, g.device)
-    context = _device_context(g.device)
+    context = device_context(g.device, "mixup/cutmix")
     grad = torch.empty_like(g)
     if n == 0 or S == 0:
         return grad
@@ -400,7 +382,7 @@ def mixup_pairs(x, lam, pairs):
     n = x.shape[0]
     lam = _prepare_lam(lam, x)
     pairs = _check_per_sample("pairs", pairs, n, x.device)
-    context = _device_context(x.device)
+    context = device_context(x.device, "mixup/cutmix")
     if n == 0 or S == 0:
         return
     # The kernel needs dense sample blocks; another layout is blended in a contiguous copy.
@@ -417,7 +399,7 @@ def _cutmix_launch(x, boxes, index, backward):
     S = _sample_size(x)
     boxes = _check_per_sample("boxes", boxes, n, x.device, trailing=(4,))
     index = _check_per_sample("index", index, n, x.device)
-    context = _device_context(x.device)
+    context = device_context(x.device, "mixup/cutmix")
     out = torch.empty_like(x)
     if n == 0 or S == 0:
         return out
@@ -447,26 +429,18 @@ def cutmix_backward(grad_out, boxes, index):
     return _cutmix_launch(_dense(grad_out), boxes, index, backward=True)
 
 
-for _name, _fn in (
-    (_library.MIXUP_FORWARD, mixup_forward),
-    (_library.MIXUP_BACKWARD, mixup_backward),
-    (_library.MIXUP_PAIRS, mixup_pairs),
-    (_library.CUTMIX_FORWARD, cutmix_forward),
-    (_library.CUTMIX_BACKWARD, cutmix_backward),
-):
-    for _device in ("CUDA", "CPU"):
-        torch.library.impl(_library.qualified(_name + "_triton"), _device)(_fn)
+register(
+    {
+        _library.MIXUP_FORWARD: mixup_forward,
+        _library.MIXUP_BACKWARD: mixup_backward,
+        _library.MIXUP_PAIRS: mixup_pairs,
+        _library.CUTMIX_FORWARD: cutmix_forward,
+        _library.CUTMIX_BACKWARD: cutmix_backward,
+    }
+)
 
 
 # --- static compile specs -------------------------------------------------------------------
-
-_TRITON_DTYPES = {
-    torch.float16: "fp16",
-    torch.bfloat16: "bf16",
-    torch.float32: "fp32",
-    torch.float64: "fp64",
-    torch.uint8: "u8",
-}
 
 
 def static_compile_specs() -> list[dict]:
@@ -492,8 +466,8 @@ def compile_spec(
     """What the launcher compiles for an (N, C, H, W) input of ``dtype``. Pointers come from
     the caching allocator (16-byte aligned); sizes are listed as aligned only when multiples of
     16, as Triton's specialisation marks them at run time."""
-    name = _TRITON_DTYPES[dtype]
-    acc = _TRITON_DTYPES[opmath_dtype(dtype)]
+    name = TRITON_DTYPES[dtype]
+    acc = TRITON_DTYPES[opmath_dtype(dtype)]
     S = C * H * W
     params = _launch_params(S, dtype)
     num_warps = params.pop("num_warps")
