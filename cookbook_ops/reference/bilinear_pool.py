@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from cookbook_ops.reference._dtypes import opmath_dtype
+
 NORM_FLOOR = 1e-12  # F.normalize's eps
-
-
-def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def bilinear_pool_rows(x: torch.Tensor, y: torch.Tensor | None, eps: float) -> torch.Tensor:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import torch
 
-
-def opmath_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
+from cookbook_ops.reference._dtypes import opmath_dtype
 
 
 def smoothing_weights(convention: str, smoothing: float, num_classes: int) -> tuple[float, float]:
