@@ -695,3 +695,25 @@ def main(spec: BenchSpec, argv=None) -> int:
     print(f"\nwrote {', '.join(str(p) for p in written)} in {run['wall_s']:.0f}s", flush=True)
     bad = [r for r in run["results"] if r["status"] in ("error", "mismatch")]
     return 1 if bad else 0
+
+
+def benchmark_params(bench, devices, shapes, dtypes):
+    """pytest params (impl, device, shape, dtype name, pass) covering every case of a
+    pytest-benchmark suite: ``bench`` is the op's benchmark module (its IMPLS and PASSES)."""
+    import pytest
+
+    return [
+        pytest.param(
+            impl,
+            device,
+            shape,
+            dtype_name,
+            pass_,
+            id=f"{impl}-{device}-{shape.label}-{dtype_name}-{pass_}",
+        )  # fmt: skip
+        for device in devices
+        for shape in shapes[device]
+        for dtype_name in dtypes
+        for pass_ in bench.PASSES
+        for impl in bench.IMPLS
+    ]

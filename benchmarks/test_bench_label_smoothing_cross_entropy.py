@@ -15,6 +15,7 @@ pytest.importorskip("pytest_benchmark")
 
 import bench_label_smoothing_cross_entropy as bench  # noqa: E402
 import torch  # noqa: E402
+from common import benchmark_params  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 # Small enough that every CPU case finishes in seconds; the GPU list stops short of the 8192-row
@@ -27,27 +28,9 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 ROUNDS = {"cpu": 20, "cuda": 50}
 
 
-def _params():
-    params = []
-    for device in DEVICES:
-        for shape in SHAPES[device]:
-            for dtype_name in DTYPES:
-                for pass_ in bench.PASSES:
-                    for impl in bench.IMPLS:
-                        params.append(
-                            pytest.param(
-                                impl,
-                                device,
-                                shape,
-                                dtype_name,
-                                pass_,
-                                id=f"{impl}-{device}-{shape.label}-{dtype_name}-{pass_}",
-                            )
-                        )
-    return params
-
-
-@pytest.mark.parametrize("impl, device, shape, dtype_name, pass_", _params())
+@pytest.mark.parametrize(
+    "impl, device, shape, dtype_name, pass_", benchmark_params(bench, DEVICES, SHAPES, DTYPES)
+)
 def test_label_smoothing_cross_entropy(benchmark, impl, device, shape, dtype_name, pass_):
     reason = bench.unavailable_reason(impl, device)
     if reason is not None:
