@@ -16,6 +16,7 @@ from cookbook_ops.ops import (
     cutmix,
     label_smoothing_cross_entropy,
     mixup,
+    mixup_cross_entropy,
     mixup_pairs_,
 )
 
@@ -28,6 +29,7 @@ __all__ = [
     "cutmix",
     "label_smoothing_cross_entropy",
     "mixup",
+    "mixup_cross_entropy",
     "mixup_pairs_",
     "nn",
     "reference",

@@ -79,8 +79,55 @@ for _suffix in ("", "_triton"):
     for _name, _schema in _MIXUP_SCHEMAS.items():
         lib.define(_name + _suffix + _schema)
 
+# --- mixup cross-entropy: the label-smoothed cross-entropy with two target slots -------------
+# One pass over each row gives the loss against both targets (the row's max, sum-exp and sum
+# are shared); lam and the reduction are applied outside, so the kernels never see lam.
+# loss (N, 2) op-math: loss[i, k] = the label-smoothed loss of row i against target_k[i]
+# (k = 0: target_a, 1: target_b), 0 where target_k[i] == ignore_index; lse (N,);
+# correct_i = argmax(logits_i) == target_a[i].
+_MIXUP_CE_FORWARD = (
+    "(Tensor logits, Tensor target_a, Tensor target_b, Tensor? weight, float on_value, "
+    "float off_value, int ignore_index) -> (Tensor loss, Tensor lse, Tensor correct)"
+)
+# grad_loss (N, 2) op-math: d/d logits of sum_ik grad_loss[i, k] * loss[i, k], shaped and typed
+# like logits: g_ik ((on-off) w_yk + off W) p - (on-off) g_ik w_yk [c == y_k] - off g_ik w_c,
+# summed over the non-ignored slots k.
+_MIXUP_CE_BACKWARD = (
+    "(Tensor grad_loss, Tensor logits, Tensor target_a, Tensor target_b, Tensor? weight, "
+    "Tensor lse, float on_value, float off_value, int ignore_index) -> Tensor"
+)
+
+MIXUP_CE_FORWARD = "mixup_cross_entropy_forward"
+MIXUP_CE_BACKWARD = "mixup_cross_entropy_backward"
+
+for _suffix in ("", "_triton"):
+    lib.define(MIXUP_CE_FORWARD + _suffix + _MIXUP_CE_FORWARD)
+    lib.define(MIXUP_CE_BACKWARD + _suffix + _MIXUP_CE_BACKWARD)
+
+# --- uint8 images to a normalized float batch -------------------------------------------------
+# images uint8, (N, H, W, C) when nhwc else (N, C, H, W), contiguous; mean, std (C,) float32 in
+# 0..1 units; flip (N,) bool or None: sample j is mirrored along W before anything else;
+# lam (N,) float32 and index (N,) int64 permutation, both or neither: the mixup blend of the
+# normalized (and flipped) samples, out_i = lam_i v_i + (1 - lam_i) v_index[i].
+# v = (x / 255 - mean_c) / std_c in float32 (the arithmetic of ToTensor + Normalize), rounded
+# once to out_dtype; the result is (N, C, H, W), channels_last in memory when channels_last.
+_NORMALIZE_IMAGES = (
+    "(Tensor images, Tensor mean, Tensor std, Tensor? flip, Tensor? lam, Tensor? index, "
+    "bool nhwc, ScalarType out_dtype, bool channels_last) -> Tensor"
+)
+NORMALIZE_IMAGES = "normalize_images_forward"
+for _suffix in ("", "_triton"):
+    lib.define(NORMALIZE_IMAGES + _suffix + _NORMALIZE_IMAGES)
+
 # Every op family, by its forward op name (backends are probed per op).
-FORWARD_OPS = (LSCE_FORWARD, BILINEAR_FORWARD, MIXUP_FORWARD, CUTMIX_FORWARD)
+FORWARD_OPS = (
+    LSCE_FORWARD,
+    BILINEAR_FORWARD,
+    MIXUP_FORWARD,
+    CUTMIX_FORWARD,
+    MIXUP_CE_FORWARD,
+    NORMALIZE_IMAGES,
+)
 
 
 def qualified(name: str) -> str:

@@ -113,6 +113,57 @@ torch.library.impl(_library.qualified(_library.LSCE_BACKWARD), "CompositeExplici
 # --- public API ----------------------------------------------------------------------------
 
 
+def check_options(smoothing, reduction: str, convention: str, ignore_index) -> None:
+    """Checks shared by every cross-entropy entry point (this op and mixup_cross_entropy)."""
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
+    if isinstance(smoothing, (torch.Tensor, bool)) or not isinstance(smoothing, (int, float)):
+        raise TypeError(f"smoothing must be a Python float, got {type(smoothing).__name__}")
+    if not 0.0 <= smoothing <= 1.0:
+        raise ValueError(f"smoothing must be in [0, 1]; got {smoothing}")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
+        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+
+
+def check_weight(weight, logits: torch.Tensor):
+    """Validate class weights for (N, C) logits; return them as the kernels take them
+    (contiguous, op-math precision) or None."""
+    if weight is None:
+        return None
+    num_classes = logits.shape[1]
+    if not isinstance(weight, torch.Tensor):
+        raise TypeError(f"weight must be a tensor or None, got {type(weight).__name__}")
+    if weight.dim() != 1 or weight.shape[0] != num_classes:
+        raise ValueError(f"weight must have shape ({num_classes},), got {tuple(weight.shape)}")
+    if weight.device != logits.device:
+        raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
+    if not weight.is_floating_point():
+        raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
+    return weight.to(opmath_dtype(logits.dtype)).contiguous()
+
+
+def output_dtype(logits: torch.Tensor) -> torch.dtype:
+    """The loss dtype: that of logits, or float32 for 16-bit logits under autocast (autocast
+    runs cross-entropy in float32, as PyTorch does)."""
+    if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(
+        logits.device.type
+    ):
+        return torch.float32
+    return logits.dtype
+
+
+def mean_denominator(target, weight, ignore_index: int, dtype: torch.dtype) -> torch.Tensor:
+    """What ``mean`` divides by: the count of non-ignored rows, or the sum of their target
+    class weights (0 when every row is ignored, so the mean is NaN as in PyTorch)."""
+    valid = target != ignore_index
+    if weight is None:
+        return valid.sum().to(dtype)
+    safe = torch.where(valid, target, 0).clamp(0, weight.shape[0] - 1)
+    return torch.where(valid, weight.to(dtype)[safe], 0).sum()
+
+
 def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
     if backend == "reference":
         return reference_rows(logits, target, weight, on_value, off_value, ignore_index)
@@ -157,16 +208,7 @@ def label_smoothing_cross_entropy(
             f"target must be an int64 tensor of class indices, got {target.dtype}"
             + (" (probability targets are not supported)" if target.is_floating_point() else "")
         )
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
-    if isinstance(smoothing, torch.Tensor) or not isinstance(smoothing, (int, float)):
-        raise TypeError(f"smoothing must be a Python float, got {type(smoothing).__name__}")
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"smoothing must be in [0, 1]; got {smoothing}")
-    if not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
+    check_options(smoothing, reduction, convention, ignore_index)
     if logits.dim() == 0:
         raise ValueError("logits must have at least 1 dimension (C,) or (N, C, ...)")
 
@@ -195,42 +237,24 @@ def label_smoothing_cross_entropy(
     num_classes = logits2d.shape[1]
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits is on {logits.device}")
-    if weight is not None:
-        if not isinstance(weight, torch.Tensor):
-            raise TypeError(f"weight must be a tensor or None, got {type(weight).__name__}")
-        if weight.dim() != 1 or weight.shape[0] != num_classes:
-            raise ValueError(f"weight must have shape ({num_classes},), got {tuple(weight.shape)}")
-        if weight.device != logits.device:
-            raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
-        if not weight.is_floating_point():
-            raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
+    weight = check_weight(weight, logits)
     on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
 
     chosen = _backend.resolve_backend(backend, logits.device, _library.LSCE_FORWARD)
     if chosen == "reference":
         # the C++ and Triton ops check CPU targets themselves
         check_target_range(target1d, num_classes, ignore_index)
-    if weight is not None:  # kernels take class weights in op-math precision
-        weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
     loss, correct = _rows(logits2d, target1d, weight, on_value, off_value, ignore_index, chosen)
 
-    out_dtype = logits.dtype
-    if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(
-        logits.device.type
-    ):
-        out_dtype = torch.float32  # autocast runs cross-entropy in float32, as PyTorch does
+    out_dtype = output_dtype(logits)
     if reduction == "none":
         result = loss.to(out_dtype).reshape(batch_shape)
     elif reduction == "sum":
         result = loss.sum().to(out_dtype)
     else:
-        valid = target1d != ignore_index
-        if weight is None:
-            denom = valid.sum().to(loss.dtype)
-        else:
-            safe = torch.where(valid, target1d, 0).clamp(0, num_classes - 1)
-            denom = torch.where(valid, weight.to(loss.dtype)[safe], 0).sum()
-        result = (loss.sum() / denom).to(out_dtype)
+        result = (loss.sum() / mean_denominator(target1d, weight, ignore_index, loss.dtype)).to(
+            out_dtype
+        )
     if return_correct:
         return result, correct.reshape(batch_shape)
     return result

@@ -11,6 +11,11 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_rows,
     smoothing_weights,
 )
+from cookbook_ops.reference.mixup_cross_entropy import (
+    mixup_cross_entropy_backward,
+    mixup_cross_entropy_forward,
+    mixup_cross_entropy_rows,
+)
 
 
 def label_smoothing_cross_entropy(logits, target, smoothing=0.0, **kwargs):
@@ -29,6 +34,14 @@ def bilinear_pool(x, y=None, **kwargs):
     return bilinear_pool(x, y, **kwargs)
 
 
+def mixup_cross_entropy(logits, target_a, target_b, lam, smoothing=0.0, **kwargs):
+    """The public op computed entirely with PyTorch operators (differentiable by autograd)."""
+    from cookbook_ops.ops.mixup_cross_entropy import mixup_cross_entropy
+
+    kwargs["backend"] = "reference"
+    return mixup_cross_entropy(logits, target_a, target_b, lam, smoothing, **kwargs)
+
+
 __all__ = [
     "bilinear_pool",
     "bilinear_pool_backward",
@@ -38,5 +51,9 @@ __all__ = [
     "label_smoothing_cross_entropy_backward",
     "label_smoothing_cross_entropy_forward",
     "label_smoothing_cross_entropy_rows",
+    "mixup_cross_entropy",
+    "mixup_cross_entropy_backward",
+    "mixup_cross_entropy_forward",
+    "mixup_cross_entropy_rows",
     "smoothing_weights",
 ]

@@ -1,17 +1,16 @@
-"""Drop-in nn.Modules backed by the fused kernels."""
+"""Drop-in loss modules backed by the fused cross-entropy kernels."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from cookbook_ops.ops.bilinear_pool import bilinear_pool
 from cookbook_ops.ops.label_smoothing_cross_entropy import (
     REDUCTIONS,
     label_smoothing_cross_entropy,
 )
 
-__all__ = ["LSR", "BilinearPooling", "LabelSmoothingCrossEntropy"]
+__all__ = ["LSR", "LabelSmoothingCrossEntropy"]
 
 
 class LabelSmoothingCrossEntropy(nn.Module):
@@ -97,22 +96,3 @@ class LSR(nn.Module):
             backend=self.backend,
         )
         return loss.to(torch.promote_types(x.dtype, torch.float32))
-
-
-class BilinearPooling(nn.Module):
-    """The cookbook's bilinear pooling head: Gram matrix of the feature map over space,
-    signed square root, L2 normalization. forward(x, y=None): x (N, D1, H, W); y (N, D2, H, W)
-    for two-stream pooling. Returns (N, D1*D2)."""
-
-    def __init__(self, eps: float = 1e-5, backend: str = "auto"):
-        super().__init__()
-        if not eps > 0:
-            raise ValueError(f"eps must be > 0; got {eps}")
-        self.eps = eps
-        self.backend = backend
-
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        return bilinear_pool(x, y, eps=self.eps, backend=self.backend)
-
-    def extra_repr(self) -> str:
-        return f"eps={self.eps}"

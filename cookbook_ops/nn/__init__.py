@@ -1,0 +1,10 @@
+"""Drop-in nn.Modules backed by the fused kernels, one module per op family."""
+
+from cookbook_ops.nn.loss import LSR, LabelSmoothingCrossEntropy
+from cookbook_ops.nn.pooling import BilinearPooling
+
+__all__ = [
+    "LSR",
+    "BilinearPooling",
+    "LabelSmoothingCrossEntropy",
+]

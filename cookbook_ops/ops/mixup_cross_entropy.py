@@ -1,0 +1,241 @@
+"""Public mixup cross-entropy: argument checks, fake kernels, autograd, backend choice.
+
+The kernels are the label-smoothed cross-entropy kernels with a second target slot: one pass
+over each row of logits gives the loss against both targets. lam and the reduction are a few
+tiny PyTorch ops on (N,) vectors here, so a per-sample lam, class weights and every reduction
+cost the kernels nothing, and no N x C target tensor is ever built.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cookbook_ops import _backend, _library
+from cookbook_ops.ops.label_smoothing_cross_entropy import (
+    check_options,
+    check_weight,
+    mean_denominator,
+    output_dtype,
+)
+from cookbook_ops.reference._dtypes import opmath_dtype
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    check_target_range,
+    smoothing_weights,
+)
+from cookbook_ops.reference.mixup_cross_entropy import (
+    mixup_cross_entropy_backward as reference_backward,
+)
+from cookbook_ops.reference.mixup_cross_entropy import (
+    mixup_cross_entropy_forward as reference_forward,
+)
+from cookbook_ops.reference.mixup_cross_entropy import (
+    mixup_cross_entropy_rows as reference_rows,
+)
+
+# --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
+
+
+def _check_target_fake(name, t, n):
+    torch._check(t.dim() == 1, lambda: f"{name} must be (N,), got shape {tuple(t.shape)}")
+    torch._check(t.dtype == torch.int64, lambda: f"{name} must be int64, got {t.dtype}")
+    torch._check(t.shape[0] == n, lambda: f"{name} has {t.shape[0]} rows but logits has {n}")
+
+
+def _check_forward_args(logits, target_a, target_b, weight):
+    torch._check(
+        logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
+    )
+    torch._check(
+        logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
+        lambda: f"logits must be a floating tensor, got {logits.dtype}",
+    )
+    for name, t in (("target_a", target_a), ("target_b", target_b)):
+        _check_target_fake(name, t, logits.shape[0])
+    if weight is not None:
+        torch._check(
+            weight.dim() == 1 and weight.shape[0] == logits.shape[1],
+            lambda: f"weight must be (C,) = ({logits.shape[1]},), got {tuple(weight.shape)}",
+        )
+
+
+def _forward_fake(logits, target_a, target_b, weight, on_value, off_value, ignore_index):
+    _check_forward_args(logits, target_a, target_b, weight)
+    n = logits.shape[0]
+    dtype = opmath_dtype(logits.dtype)
+    return (
+        logits.new_empty((n, 2), dtype=dtype),
+        logits.new_empty((n,), dtype=dtype),
+        logits.new_empty((n,), dtype=torch.bool),
+    )
+
+
+def _backward_fake(
+    grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
+):
+    _check_forward_args(logits, target_a, target_b, weight)
+    torch._check(
+        grad_loss.shape == (logits.shape[0], 2),
+        lambda: f"grad_loss must be (N, 2), got {tuple(grad_loss.shape)}",
+    )
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+
+def _setup_context(ctx, inputs, output):
+    logits, target_a, target_b, weight, on_value, off_value, ignore_index = inputs
+    _, lse, _ = output
+    ctx.save_for_backward(logits, target_a, target_b, weight, lse)
+    ctx.smoothing = (on_value, off_value, ignore_index)
+    ctx.mark_non_differentiable(output[1], output[2])
+
+
+def _make_backward(backward_op):
+    def backward(ctx, grad_loss, grad_lse, grad_correct):
+        logits, target_a, target_b, weight, lse = ctx.saved_tensors
+        grad_logits = None
+        if ctx.needs_input_grad[0]:
+            grad_logits = backward_op(
+                grad_loss.contiguous(), logits, target_a, target_b, weight, lse, *ctx.smoothing
+            )
+        return grad_logits, None, None, None, None, None, None
+
+    return backward
+
+
+for _suffix in ("", "_triton"):
+    _fwd = _library.MIXUP_CE_FORWARD + _suffix
+    _bwd = _library.MIXUP_CE_BACKWARD + _suffix
+    torch.library.register_fake(_library.qualified(_fwd), _forward_fake)
+    torch.library.register_fake(_library.qualified(_bwd), _backward_fake)
+    torch.library.register_autograd(
+        _library.qualified(_fwd),
+        _make_backward(_library.op(_bwd)),
+        setup_context=_setup_context,
+    )
+
+torch.library.impl(_library.qualified(_library.MIXUP_CE_FORWARD), "CompositeExplicitAutograd")(
+    reference_forward
+)
+torch.library.impl(_library.qualified(_library.MIXUP_CE_BACKWARD), "CompositeExplicitAutograd")(
+    reference_backward
+)
+
+
+# --- public API ----------------------------------------------------------------------------
+
+
+def _check_target(name: str, target, logits: torch.Tensor) -> None:
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(target).__name__}")
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} must be an int64 tensor of class indices, got {target.dtype}")
+    if target.shape != (logits.shape[0],):
+        raise ValueError(
+            f"{name} must have shape ({logits.shape[0]},) for logits of shape "
+            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
+        )
+    if target.device != logits.device:
+        raise ValueError(f"{name} is on {target.device} but logits is on {logits.device}")
+
+
+def _check_lam(lam, logits: torch.Tensor, dtype: torch.dtype):
+    """lam as the public function uses it: a Python float or an op-math tensor of shape () or
+    (N,). Values are checked where that needs no sync (floats, CPU tensors in eager mode)."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, torch.Tensor)):
+        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
+    if not isinstance(lam, torch.Tensor):
+        lam = float(lam)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1]; got {lam}")
+        return lam
+    if not lam.is_floating_point():
+        raise TypeError(f"lam must be a floating-point tensor, got {lam.dtype}")
+    n = logits.shape[0]
+    if lam.dim() > 1 or (lam.dim() == 1 and lam.shape[0] != n):
+        raise ValueError(f"lam must be a scalar, a 0-d tensor or ({n},); got {tuple(lam.shape)}")
+    if lam.device != logits.device:
+        raise ValueError(f"lam is on {lam.device} but logits is on {logits.device}")
+    if lam.device.type == "cpu" and not torch.compiler.is_compiling() and lam.numel() > 0:
+        bad = ~((lam >= 0) & (lam <= 1))
+        if bool(bad.any()):
+            value = float(lam.reshape(-1)[bad.reshape(-1).nonzero()[0, 0]])
+            raise ValueError(f"lam must be in [0, 1]; got {value}")
+    return lam.detach().to(dtype)
+
+
+def _rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index, backend):
+    if backend == "reference":
+        return reference_rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index)
+    name = _library.MIXUP_CE_FORWARD + ("_triton" if backend == "triton" else "")
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    loss, _, correct = _library.op(name)(
+        logits, target_a, target_b, weight, on_value, off_value, ignore_index
+    )
+    return loss, correct
+
+
+def mixup_cross_entropy(
+    logits: torch.Tensor,
+    target_a: torch.Tensor,
+    target_b: torch.Tensor,
+    lam,
+    smoothing: float = 0.0,
+    *,
+    weight: torch.Tensor | None = None,
+    ignore_index: int = -100,
+    convention: str = "uniform",
+    reduction: str = "mean",
+    return_correct: bool = False,
+    backend: str = "auto",
+):
+    """``lam * CE_s(logits, target_a) + (1 - lam) * CE_s(logits, target_b)`` in one fused
+    pass over the logits, CE_s the label-smoothed cross-entropy of
+    :func:`cookbook_ops.label_smoothing_cross_entropy` (same ``smoothing``, ``convention``,
+    ``weight``, ``ignore_index``).
+
+    logits: (N, C); target_a, target_b: (N,) int64; lam: a float, a 0-d tensor or an (N,)
+    tensor (per-sample lam), in [0, 1], not differentiated. With ``reduction="mean"`` each
+    term is the mean of its own cross-entropy (divided by its own count of non-ignored rows,
+    or sum of target weights), exactly the cookbook's expression; without weights and ignored
+    rows this is also the mean over rows of ``lam_i CE_a_i + (1 - lam_i) CE_b_i``, which equals
+    timm's ``SoftTargetCrossEntropy`` on its ``mixup_target``. No N x C target is built.
+    ``return_correct=True`` also returns argmax(logits) == target_a per row.
+    """
+    if not isinstance(logits, torch.Tensor):
+        raise TypeError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+    if not logits.is_floating_point():
+        raise TypeError(f"logits must be a floating-point tensor, got {logits.dtype}")
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
+    check_options(smoothing, reduction, convention, ignore_index)
+    _check_target("target_a", target_a, logits)
+    _check_target("target_b", target_b, logits)
+    dtype = opmath_dtype(logits.dtype)
+    lam = _check_lam(lam, logits, dtype)
+    weight = check_weight(weight, logits)
+    num_classes = logits.shape[1]
+    on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
+
+    chosen = _backend.resolve_backend(backend, logits.device, _library.MIXUP_CE_FORWARD)
+    if chosen == "reference":  # the C++ and Triton ops check CPU targets themselves
+        check_target_range(target_a, num_classes, ignore_index)
+        check_target_range(target_b, num_classes, ignore_index)
+    loss, correct = _rows(
+        logits, target_a, target_b, weight, on_value, off_value, ignore_index, chosen
+    )
+    loss_a, loss_b = loss[:, 0], loss[:, 1]
+
+    out_dtype = output_dtype(logits)
+    if reduction == "none":
+        result = (lam * loss_a + (1 - lam) * loss_b).to(out_dtype)
+    elif reduction == "sum":
+        result = (lam * loss_a + (1 - lam) * loss_b).sum().to(out_dtype)
+    else:
+        denom_a = mean_denominator(target_a, weight, ignore_index, dtype)
+        denom_b = mean_denominator(target_b, weight, ignore_index, dtype)
+        result = ((lam * loss_a).sum() / denom_a + ((1 - lam) * loss_b).sum() / denom_b).to(
+            out_dtype
+        )
+    if return_correct:
+        return result, correct
+    return result
