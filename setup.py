@@ -167,9 +167,18 @@ def extension_modules():
         extra_compile_args=extra,
         extra_link_args=openmp,
     )
-    return [ext], {
-        "build_ext": BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)
-    }
+    base = BuildExtension.with_options(use_ninja=shutil.which("ninja") is not None)
+
+    class BuildExt(base):
+        """Compile into build/temp-<torch version> inside the checkout (not a fresh temporary
+        folder per build) so that ninja recompiles only the sources that changed."""
+
+        def finalize_options(self):
+            super().finalize_options()
+            tag = torch.__version__.replace("+", "-")
+            self.build_temp = os.path.join(ROOT, "build", f"temp-{tag}")
+
+    return [ext], {"build_ext": BuildExt}
 
 
 ext_modules, cmdclass = extension_modules()
