@@ -18,6 +18,7 @@ from cookbook_ops.ops import (
     mixup,
     mixup_cross_entropy,
     mixup_pairs_,
+    normalize_images,
 )
 
 __version__ = "0.1.0"
@@ -32,6 +33,7 @@ __all__ = [
     "mixup_cross_entropy",
     "mixup_pairs_",
     "nn",
+    "normalize_images",
     "reference",
     "use_backend",
 ]

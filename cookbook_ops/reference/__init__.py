@@ -16,6 +16,7 @@ from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_forward,
     mixup_cross_entropy_rows,
 )
+from cookbook_ops.reference.normalize_images import normalize_images_forward
 
 
 def label_smoothing_cross_entropy(logits, target, smoothing=0.0, **kwargs):
@@ -42,6 +43,14 @@ def mixup_cross_entropy(logits, target_a, target_b, lam, smoothing=0.0, **kwargs
     return mixup_cross_entropy(logits, target_a, target_b, lam, smoothing, **kwargs)
 
 
+def normalize_images(images, mean, std, **kwargs):
+    """The public op computed entirely with PyTorch operators."""
+    from cookbook_ops.ops.normalize_images import normalize_images
+
+    kwargs["backend"] = "reference"
+    return normalize_images(images, mean, std, **kwargs)
+
+
 __all__ = [
     "bilinear_pool",
     "bilinear_pool_backward",
@@ -55,5 +64,7 @@ __all__ = [
     "mixup_cross_entropy_backward",
     "mixup_cross_entropy_forward",
     "mixup_cross_entropy_rows",
+    "normalize_images",
+    "normalize_images_forward",
     "smoothing_weights",
 ]
