@@ -1,0 +1,633 @@
+"""Mixup and CutMix blends against the cookbook's eager expressions, torch.compile and timm.
+
+    python benchmarks/bench_mixup.py [--device cpu|cuda] [--quick] [--out DIR]
+        [--shapes 64x3x224x224,cutmix:64x3x224x224,...] [--dtypes fp32,bf16] [--impls eager,...]
+
+Each "shape" is one blend variant on an N x C x H x W batch (a plain NxCxHxW in --shapes means
+every variant):
+
+- ``mixup``: ``lam * x + (1 - lam) * x[index]``, lam a Python float, index a random permutation;
+  ours: ``cookbook_ops.mixup(x, lam, index)``.
+- ``mixup_per_sample``: the same with one lam per sample (an (N,) tensor, broadcast as
+  ``lam.view(-1, 1, 1, 1)``).
+- ``pairs_inplace``: the blend written back into x for random pairs (an involution); eager is
+  the in-place form ``xp = x[pairs]; x.mul_(lam).add_(xp, alpha=1 - lam)``; ours:
+  ``cookbook_ops.mixup_pairs_``. Forward only (it works on data).
+- ``cutmix``: one random box per sample, eager as the mask-based ``torch.where(inside,
+  x[index], x)`` (the vectorized form of the per-sample loop), plus lam = 1 - box area / image
+  area; ours: ``cookbook_ops.cutmix(x, boxes, index)``.
+- ``cutmix_one_box``: the cookbook's ``x2 = x.clone(); x2[:, :, y0:y1, x0:x1] =
+  x[index, :, y0:y1, x0:x1]`` with one box for the whole batch; ours: the same op with that
+  box in every row.
+
+Implementations: the eager expression, torch.compile of it, every backend of ours that
+``cookbook_ops.available_backends(device, op=...)`` reports for the op, and timm's ``Mixup``
+(forward only, when importable) in the mode that does the same kind of work: ``batch`` for
+mixup and the one-box CutMix, ``elem`` for per-sample lam and per-sample boxes, ``pair`` for
+pairs. timm mixes in place with the flipped batch as partner, draws its own lam and boxes with
+NumPy on the host, and builds the dense (N, 1000) mixed targets in the same call; its output
+is checked against the blend its returned targets imply. Passes: ``fwd`` and ``fwd+bwd``
+(backward from a fixed random upstream gradient, ``.grad`` dropped untimed between calls).
+
+Memory floor (E = N*C*H*W elements, floor time = floor bytes / copy bandwidth measured in this
+run): mixup reads two samples and writes one per element, fwd 3E; its backward is the same
+gather-blend of the gradient with the inverse permutation, so fwd+bwd 6E. The in-place pair
+swap reads and writes each element once, 2E. CutMix reads one source per element and writes
+it, fwd 2E; its backward routes each gradient element to one place, fwd+bwd 4E. Index, lam and
+boxes are negligible. Every output (and input gradient) is checked against the reference
+evaluated in float64.
+
+Writes <out>/mixup-<device>[-quick].{json,md,png}; the JSON is rewritten after every shape,
+so a run cut short still leaves its finished shapes, and --time-budget skips (and records)
+the cases it has no time left for.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from dataclasses import dataclass
+
+import common
+import make_report
+import torch
+
+cookbook_ops = common.import_cookbook_ops()
+
+BENCHMARK = "mixup"
+PASSES = ("fwd", "fwd+bwd")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
+IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm")
+VARIANTS = ("mixup", "mixup_per_sample", "pairs_inplace", "cutmix", "cutmix_one_box")
+FORWARD_ONLY = ("pairs_inplace",)
+NUM_CLASSES = 1000  # for the dense targets timm's Mixup builds in the same call
+# timm.data.Mixup mode doing the same kind of work as each variant, and whether it is CutMix.
+TIMM_MODE = {
+    "mixup": ("batch", False),
+    "mixup_per_sample": ("elem", False),
+    "pairs_inplace": ("pair", False),
+    "cutmix": ("elem", True),
+    "cutmix_one_box": ("batch", True),
+}
+# Elements moved per batch element: (fwd, fwd+bwd); see the module docstring.
+FLOOR_ELEMENTS = {
+    "mixup": (3, 6),
+    "mixup_per_sample": (3, 6),
+    "pairs_inplace": (2, None),
+    "cutmix": (2, 4),
+    "cutmix_one_box": (2, 4),
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    variant: str
+    n: int
+    c: int
+    h: int
+    w: int
+    name: str = ""
+
+    @property
+    def numel(self) -> int:
+        return self.n * self.c * self.h * self.w
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}-{self.n}x{self.c}x{self.h}x{self.w}"
+
+
+def _all_variants(n, c, h, w, what) -> list[Shape]:
+    return [Shape(v, n, c, h, w, f"{v.replace('_', ' ')}, {what}") for v in VARIANTS]
+
+
+SHAPES = {
+    "cuda": _all_variants(256, 3, 224, 224, "ImageNet batch of 256"),
+    # N=64 so the default run stays within a few minutes on two cores.
+    "cpu": _all_variants(64, 3, 224, 224, "ImageNet batch of 64"),
+}
+QUICK_SHAPES = {
+    "cuda": _all_variants(64, 3, 224, 224, "ImageNet batch of 64"),
+    "cpu": _all_variants(16, 3, 112, 112, "batch of 16 at 112x112"),
+}
+
+# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
+EFFORT = {
+    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
+    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
+    ("cpu", False): dict(warmup=2, reps=30, min_reps=7, budget_s=1.0),
+    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
+}
+
+# Max |error| over max |float64 reference| for the output and the input gradient. A blend
+# rounds once to the dtype, so 16-bit results sit within one rounding step.
+TOLERANCE = {torch.float32: (1e-5, 1e-5), torch.float64: (1e-12, 1e-12)}
+TOLERANCE_16BIT = (1e-2, 1e-2)
+# timm's CutMix cannot be replayed exactly: it is checked by the share of each sample taken
+# from the partner (ties between equal 16-bit values can hide a few pasted elements).
+TIMM_CUTMIX_TOLERANCE = {torch.float32: 1e-4, torch.float64: 1e-4}
+TIMM_CUTMIX_TOLERANCE_16BIT = 2e-2
+
+NOTES: list[str] = []
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    x0: torch.Tensor
+    index: torch.Tensor  # a permutation; an involution for pairs_inplace
+    lam: float  # the blend weight of the scalar variants
+    lam_t: torch.Tensor  # (N,) float32, per-sample variant
+    boxes: torch.Tensor  # (N, 4) int64 (y0, x0, y1, x1); all rows equal for cutmix_one_box
+    grad_out: torch.Tensor
+    labels: torch.Tensor  # (N,) distinct class ids, for timm's targets
+
+
+def random_involution(n: int, gen: torch.Generator) -> torch.Tensor:
+    """Random pairs: a random permutation read two by two; an odd batch leaves one fixed."""
+    order = torch.randperm(n, generator=gen)
+    pairs = torch.arange(n)
+    a, b = order[0 : n - 1 : 2], order[1:n:2]
+    pairs[a], pairs[b] = b, a
+    return pairs
+
+
+def random_boxes(n: int, h: int, w: int, gen: torch.Generator, one_box: bool) -> torch.Tensor:
+    """CutMix boxes as the paper draws them: area share 1 - lam, lam ~ U(0, 1), clipped."""
+    rows = 1 if one_box else n
+    ratio = torch.rand(rows, generator=gen).sqrt()
+    cut_h, cut_w = (ratio * h).long(), (ratio * w).long()
+    cy = torch.randint(0, h, (rows,), generator=gen)
+    cx = torch.randint(0, w, (rows,), generator=gen)
+    y0, y1 = (cy - cut_h // 2).clamp(0, h), (cy + (cut_h + 1) // 2).clamp(0, h)
+    x0, x1 = (cx - cut_w // 2).clamp(0, w), (cx + (cut_w + 1) // 2).clamp(0, w)
+    return torch.stack((y0, x0, y1, x1), dim=1).expand(n, 4).contiguous()
+
+
+def make_inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0) -> Inputs:
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device(device)
+    x0 = torch.randn(shape.n, shape.c, shape.h, shape.w, generator=gen).to(dev, dtype)
+    if shape.variant == "pairs_inplace":
+        index = random_involution(shape.n, gen)
+    else:
+        index = torch.randperm(shape.n, generator=gen)
+    lam = float(torch.rand((), generator=gen))
+    lam_t = torch.rand(shape.n, generator=gen)
+    boxes = random_boxes(shape.n, shape.h, shape.w, gen, shape.variant == "cutmix_one_box")
+    grad_out = torch.randn(shape.n, shape.c, shape.h, shape.w, generator=gen).to(dev, dtype)
+    labels = torch.randperm(max(NUM_CLASSES, shape.n), generator=gen)[: shape.n]
+    return Inputs(x0, index.to(dev), lam, lam_t.to(dev), boxes.to(dev), grad_out, labels.to(dev))
+
+
+# --- the cookbook's expressions ----------------------------------------------------------------
+
+
+def eager_mixup(x, lam, index):
+    return lam * x + (1 - lam) * x[index]
+
+
+def eager_mixup_per_sample(x, lam, index):
+    lam = lam.view(-1, 1, 1, 1)
+    return lam * x + (1 - lam) * x[index]
+
+
+def eager_pairs_inplace(x, lam, pairs):
+    partner = x[pairs]  # gathered first: x is overwritten next
+    return x.mul_(lam).add_(partner, alpha=1 - lam)
+
+
+def eager_cutmix(x, boxes, index):
+    _, _, h, w = x.shape
+    y0, x0, y1, x1 = (boxes[:, k].view(-1, 1) for k in range(4))
+    rows = torch.arange(h, device=x.device)
+    cols = torch.arange(w, device=x.device)
+    inside = ((rows >= y0) & (rows < y1)).unsqueeze(2) & ((cols >= x0) & (cols < x1)).unsqueeze(1)
+    lam = 1 - ((y1 - y0) * (x1 - x0)).view(-1).float() / (h * w)
+    return torch.where(inside.unsqueeze(1), x[index], x), lam
+
+
+def eager_cutmix_one_box(x, box, index):
+    y0, x0, y1, x1 = box
+    x2 = x.clone()
+    x2[:, :, y0:y1, x0:x1] = x[index, :, y0:y1, x0:x1]
+    return x2
+
+
+def _eager_fn(variant: str, inp: Inputs, dtype: torch.dtype):
+    """The eager expression of ``variant`` as ``f(x) -> output``, its parameters bound."""
+    if variant == "mixup":
+        return functools.partial(eager_mixup, lam=inp.lam, index=inp.index)
+    if variant == "mixup_per_sample":
+        # lam in x's dtype, as user code would hold it: a float32 lam would promote a 16-bit
+        # blend to a float32 result.
+        return functools.partial(eager_mixup_per_sample, lam=inp.lam_t.to(dtype), index=inp.index)
+    if variant == "pairs_inplace":
+        return functools.partial(eager_pairs_inplace, lam=inp.lam, pairs=inp.index)
+    if variant == "cutmix":
+        return lambda x: eager_cutmix(x, inp.boxes, inp.index)[0]
+    if variant == "cutmix_one_box":
+        box = tuple(int(v) for v in inp.boxes[0].tolist())  # host ints: the seed's slice bounds
+        return functools.partial(eager_cutmix_one_box, box=box, index=inp.index)
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def _ours_fn(variant: str, inp: Inputs, backend: str):
+    if variant == "mixup":
+        return lambda x: cookbook_ops.mixup(x, inp.lam, inp.index, backend=backend)
+    if variant == "mixup_per_sample":
+        return lambda x: cookbook_ops.mixup(x, inp.lam_t, inp.index, backend=backend)
+    if variant == "pairs_inplace":
+        return lambda x: cookbook_ops.mixup_pairs_(x, inp.lam, inp.index, backend=backend)
+    if variant in ("cutmix", "cutmix_one_box"):
+        return lambda x: cookbook_ops.cutmix(x, inp.boxes, inp.index, backend=backend)[0]
+    raise ValueError(f"unknown variant {variant!r}")
+
+
+def _timm_mixup(variant: str):
+    from timm.data import Mixup
+
+    mode, is_cutmix = TIMM_MODE[variant]
+    return Mixup(
+        mixup_alpha=0.0 if is_cutmix else 1.0,
+        cutmix_alpha=1.0 if is_cutmix else 0.0,
+        prob=1.0,
+        mode=mode,
+        label_smoothing=0.0,
+        num_classes=NUM_CLASSES,
+    )
+
+
+def make_blend_fn(impl: str, variant: str, inp: Inputs, dtype: torch.dtype):
+    """A fresh ``f(x) -> output`` for one (shape, dtype, pass) group (timm: ``(x, target)``)."""
+    if impl == "eager":
+        return _eager_fn(variant, inp, dtype)
+    if impl == "compile":
+        # Static shapes: one specialized graph per group, as a training job with a fixed batch
+        # would get (the caller resets dynamo between groups).
+        return torch.compile(_eager_fn(variant, inp, dtype), dynamic=False)
+    if impl in OUR_BACKENDS:
+        return _ours_fn(variant, inp, impl)
+    if impl == "timm":
+        mixer = _timm_mixup(variant)
+        return lambda x: mixer(x, inp.labels)
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+# --- availability -------------------------------------------------------------------------------
+
+
+def forward_op(variant: str) -> str:
+    return "cutmix_forward" if variant.startswith("cutmix") else "mixup_forward"
+
+
+def _available_backends(device: str, op: str) -> list[str]:
+    try:
+        return list(cookbook_ops.available_backends(device, op=op))
+    except (TypeError, KeyError):  # a build whose registry does not know the op (or op=)
+        return list(cookbook_ops.available_backends(device))
+
+
+def _why_backend_unavailable(backend: str, device: str) -> str:
+    try:
+        x = torch.zeros(2, 1, 1, 1, device=device)
+        cookbook_ops.mixup(x, 0.5, torch.tensor([1, 0], device=device), backend=backend)
+    except Exception as exc:  # the op's own message names the missing piece
+        return str(exc)
+    return "not reported by cookbook_ops.available_backends()"
+
+
+def auto_backend(device: str, op: str) -> str | None:
+    """The backend ``backend="auto"`` runs for ``op`` on ``device``, for the record."""
+    try:
+        from cookbook_ops import _backend
+
+        return _backend.resolve_backend("auto", torch.device(device), op)
+    except Exception:  # an older layout of the package: not worth failing the run over
+        return None
+
+
+def unavailable_reason(impl: str, device: str) -> str | None:
+    """None if ``impl`` can be benchmarked on ``device`` (for some variant), else why not."""
+    device_type = torch.device(device).type
+    if impl in ("eager", "compile"):
+        return None
+    if impl in OUR_BACKENDS:
+        if impl == "triton" and device_type == "cpu":
+            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
+        if any(impl in _available_backends(device, forward_op(v)) for v in VARIANTS):
+            return None
+        return _why_backend_unavailable(impl, device)
+    if impl == "timm":
+        try:
+            from timm.data import Mixup  # noqa: F401
+        except Exception as exc:
+            return f"timm is not importable ({type(exc).__name__}: {exc})"
+        return None
+    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+
+
+def not_applicable(impl: str, variant: str, pass_: str, device: str) -> str | None:
+    """Why ``impl`` has no row in one (variant, pass) group, or None if it has one."""
+    if pass_ != "fwd" and variant in FORWARD_ONLY:
+        return "forward only (works in place on data)"
+    if impl == "timm" and pass_ != "fwd":
+        return "timm's Mixup mixes in place, without gradients"
+    if impl in OUR_BACKENDS and impl not in _available_backends(device, forward_op(variant)):
+        return f"no {impl} kernel for {forward_op(variant)}"
+    return None
+
+
+def impl_label(impl: str, variant: str) -> str:
+    if impl == "eager":
+        return "torch eager (cookbook expression)"
+    if impl == "timm":
+        return f"timm Mixup(mode={TIMM_MODE[variant][0]}) + targets"
+    return make_report.IMPL_LABELS.get(impl, impl)
+
+
+# --- floor and checks -------------------------------------------------------------------------
+
+
+def _elem(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
+    fwd, fwd_bwd = FLOOR_ELEMENTS[shape.variant]
+    per_element = fwd if pass_ == "fwd" else fwd_bwd
+    return None if per_element is None else per_element * shape.numel * _elem(dtype)
+
+
+def expected_outputs(shape: Shape, inp: Inputs, pass_: str):
+    """Output and input gradient of the reference evaluated in float64."""
+    from cookbook_ops.reference import mixup as reference
+
+    x = inp.x0.double().requires_grad_(pass_ != "fwd")
+    v = shape.variant
+    if v == "mixup":
+        out = reference.mixup_forward(x, torch.full_like(inp.lam_t, inp.lam), inp.index)
+    elif v == "mixup_per_sample":
+        out = reference.mixup_forward(x, inp.lam_t, inp.index)
+    elif v == "pairs_inplace":
+        out = reference.mixup_forward(x, torch.full_like(inp.lam_t, inp.lam), inp.index)
+    else:
+        out = reference.cutmix_forward(x, inp.boxes, inp.index)
+    grad = None
+    if pass_ != "fwd":
+        out.backward(inp.grad_out.double())
+        grad = x.grad
+    return out.detach(), grad
+
+
+def _rel_err(actual: torch.Tensor | None, expected: torch.Tensor) -> float:
+    if actual is None:
+        return float("inf")
+    if actual.shape != expected.shape:
+        return float("inf")
+    scale = expected.abs().max().clamp_min(1e-30)
+    return float((actual.double() - expected).abs().max() / scale)
+
+
+def timm_error(variant, x_before, out, target, labels) -> float:
+    """How far timm's in-place result is from the blend its targets say it did.
+
+    timm pairs sample i with sample N-1-i and returns targets lam_i*onehot(y_i) +
+    (1-lam_i)*onehot(y_{N-1-i}); the labels are distinct, so lam_i = target[i, y_i]. Mixup
+    modes are compared with the float64 blend; CutMix by the share of each sample that differs
+    from itself (1 - lam_i), every element coming from the sample or its partner."""
+    n = x_before.shape[0]
+    rows = torch.arange(n, device=x_before.device)
+    lam = target.double()[rows, labels]
+    a = x_before.double()
+    b = a.flip(0)
+    result = out.detach().double()
+    if TIMM_MODE[variant][1]:
+        if not ((result == a) | (result == b)).all():
+            return float("inf")
+        changed = (result != a).flatten(1).double().mean(1)
+        return float((changed - (1 - lam)).abs().max())
+    lam = lam.view(-1, *([1] * (a.dim() - 1)))
+    return _rel_err(result, lam * a + (1 - lam) * b)
+
+
+# --- one case ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    fn: object
+    reset: object
+    compile_s: float | None
+    out_err: float | None
+    grad_err: float | None
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def prepare(impl, shape, pass_, inp: Inputs, expected, device, dtype) -> Prepared:
+    """Build the timed callable, run it once (compiling if needed) and check it."""
+    blend = make_blend_fn(impl, shape.variant, inp, dtype)
+    x = inp.x0.detach().clone()  # each implementation its own copy: some work in place
+    if pass_ == "fwd":
+
+        def fn():
+            return blend(x)
+
+        reset = None
+    else:
+        x.requires_grad_(True)
+
+        def fn():
+            blend(x).backward(inp.grad_out)
+
+        def reset():
+            x.grad = None
+
+    x_before = x.detach().clone() if impl == "timm" else None
+    t0 = time.perf_counter()
+    out = blend(x)
+    if pass_ != "fwd":
+        out.backward(inp.grad_out)
+    _sync(device)
+    first_call_s = time.perf_counter() - t0
+
+    out_ref, grad_ref = expected
+    grad_err = None
+    if impl == "timm":
+        out, target = out
+        out_err = timm_error(shape.variant, x_before, out, target, inp.labels)
+    else:
+        out_err = _rel_err(out.detach(), out_ref)
+    if grad_ref is not None:
+        grad_err = _rel_err(x.grad, grad_ref)
+    if reset is not None:
+        reset()
+    return Prepared(
+        fn=fn,
+        reset=reset,
+        compile_s=first_call_s if impl == "compile" else None,
+        out_err=out_err,
+        grad_err=grad_err,
+    )
+
+
+def check_status(rec: dict, dtype: torch.dtype) -> None:
+    out_tol, grad_tol = TOLERANCE.get(dtype, TOLERANCE_16BIT)
+    if rec.get("impl") == "timm" and TIMM_MODE[rec["variant"]][1]:
+        out_tol = TIMM_CUTMIX_TOLERANCE.get(dtype, TIMM_CUTMIX_TOLERANCE_16BIT)
+    bad = []
+    if rec.get("out_err") is not None and not rec["out_err"] <= out_tol:
+        bad.append(f"output off by {rec['out_err']:.2e}")
+    if rec.get("grad_err") is not None and not rec["grad_err"] <= grad_tol:
+        bad.append(f"grad off by {rec['grad_err']:.2e} (of max |grad|)")
+    if bad:
+        rec["status"] = "mismatch"
+        rec["reason"] = "vs float64 reference: " + "; ".join(bad)
+
+
+def finish_record(rec: dict, timing: common.Timing, copy_gbps: float) -> dict:
+    median = timing.median_ms
+    floor = rec["floor_bytes"]
+    rec["timing"] = timing.to_dict()
+    rec["median_ms"] = median
+    rec["floor_ms"] = floor / (copy_gbps * 1e9) * 1e3
+    rec["achieved_GBps"] = floor / (median * 1e-3) / 1e9
+    rec["fraction_of_floor"] = rec["floor_ms"] / median
+    return rec
+
+
+def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
+    """Every implementation on one (variant shape, dtype, pass); eager first, ratios against it."""
+    dtype_name = str(dtype).removeprefix("torch.")
+    label = f"{shape.label} {dtype_name} {pass_}"
+    if pass_ != "fwd" and shape.variant in FORWARD_ONLY:
+        progress.update(f"{label}: forward only", n=len(impls))
+        return []
+    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
+    inp = make_inputs(shape, dtype, device)
+    expected = expected_outputs(shape, inp, pass_)
+    timed, skipped = [], []
+    for impl in impls:
+        (skipped if not_applicable(impl, shape.variant, pass_, device) else timed).append(impl)
+    if skipped:
+        progress.update(f"{label}: not applicable: {', '.join(skipped)}", n=len(skipped))
+
+    records = [
+        {
+            "shape": shape_dict(shape),
+            "variant": shape.variant,
+            "dtype": dtype_name,
+            "pass": pass_,
+            "impl": impl,
+            "label": impl_label(impl, shape.variant),
+            "status": "ok",
+            "reason": None,
+            "floor_bytes": floor_bytes(shape, dtype, pass_),
+        }
+        for impl in timed
+    ]
+
+    def prepare_record(rec):
+        p = prepare(rec["impl"], shape, pass_, inp, expected, device, dtype)
+        rec.update(compile_s=p.compile_s, out_err=p.out_err, grad_err=p.grad_err)
+        check_status(rec, dtype)
+        return p.fn, p.reset
+
+    common.measure_group(
+        records,
+        prepare_record,
+        lambda rec, timing: finish_record(rec, timing, copy_gbps),
+        device,
+        effort,
+        progress,
+        label,
+    )
+    common.add_speedups(records, "eager", "speedup_vs_eager")
+    common.add_speedups(records, "compile", "speedup_vs_compile")
+    return records
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def shape_dict(shape: Shape) -> dict:
+    return {
+        "variant": shape.variant,
+        "n": shape.n,
+        "c": shape.c,
+        "h": shape.h,
+        "w": shape.w,
+        "label": shape.label,
+        "name": shape.name,
+    }
+
+
+def parse_shapes(text: str) -> list[Shape]:
+    """``[variant:]NxCxHxW`` items; without a variant, every variant of that size."""
+    shapes = []
+    for item in text.split(","):
+        variant, _, size = item.strip().rpartition(":")
+        n, c, h, w = (int(v) for v in size.lower().split("x"))
+        if variant and variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        for v in [variant] if variant else VARIANTS:
+            shapes.append(Shape(v, n, c, h, w, "custom"))
+    return shapes
+
+
+SPEC = common.BenchSpec(
+    benchmark=BENCHMARK,
+    doc=__doc__,
+    call=(
+        "cookbook_ops.mixup / mixup_pairs_ / cutmix and the cookbook's expressions "
+        "(lam * x + (1 - lam) * x[index]; x2[:, :, y0:y1, x0:x1] = x[index, :, y0:y1, x0:x1])"
+    ),
+    impls=IMPLS,
+    passes=PASSES,
+    dtypes=DTYPES,
+    shapes=SHAPES,
+    quick_shapes=QUICK_SHAPES,
+    effort=EFFORT,
+    shapes_help=(
+        "[variant:]NxCxHxW list, e.g. 64x3x224x224,cutmix:256x3x224x224; variants: "
+        + ", ".join(VARIANTS)
+    ),
+    parse_shapes=parse_shapes,
+    shape_dict=shape_dict,
+    unavailable_reason=unavailable_reason,
+    run_group=run_group,
+    config={"num_classes_for_timm_targets": NUM_CLASSES},
+    extra={
+        "floor_note": (
+            "memory floor, E = N*C*H*W elements: mixup fwd 3E (read x_i and x_index[i], write "
+            "out), fwd+bwd 6E (the backward gathers the gradient the same way); pairs in place "
+            "2E (read and write each element once); CutMix fwd 2E (one source per element), "
+            "fwd+bwd 4E. GB/s = floor bytes / time; of floor = floor time / time."
+        ),
+        "notes": NOTES,
+    },
+)
+
+
+def parse_args(argv=None):
+    return common.parse_args(SPEC, argv)
+
+
+def main(argv=None) -> int:
+    device = parse_args(argv).device
+    for op in ("mixup_forward", "cutmix_forward"):
+        NOTES.append(f"backend='auto' runs {auto_backend(device, op)!r} for {op} on {device}")
+        print(NOTES[-1], flush=True)
+    return common.main(SPEC, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
