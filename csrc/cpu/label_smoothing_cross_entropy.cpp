@@ -1,6 +1,9 @@
 // Label-smoothed cross-entropy: CPU kernels for
 //   cookbook_ops::label_smoothing_cross_entropy_forward  -> (loss, lse, correct) per row
 //   cookbook_ops::label_smoothing_cross_entropy_backward -> d loss / d logits
+// and for its two-target (mixup) form, which runs the same row kernels:
+//   cookbook_ops::mixup_cross_entropy_forward  -> (loss (N, 2), lse, correct vs target_a)
+//   cookbook_ops::mixup_cross_entropy_backward -> d (sum_k grad_loss[:, k] loss[:, k]) / d logits
 // (schemas and the math in cookbook_ops/_library.py and cookbook_ops/reference/).
 //
 // Forward reads each row from memory once, per vector lane keeping an online max with a
@@ -51,9 +54,11 @@ struct SmoothingParams {
 };
 
 // The classes of one row that carry the (on - off) part of the target, with coefficient
-// (on - off) * w_y each. Plain labels fill one slot; mixup fills a second with the per-row lam
-// split (the off part is unchanged because the lams sum to 1). The loss and gradient below sum
-// over the slots, so the streaming loops never see the targets.
+// (on - off) * w_y each. Plain labels fill one slot. The mixup backward fills one slot per
+// non-ignored target with the slot's upstream gradient folded into its coefficient, and its
+// off part is scaled by the sum of those gradients (arbitrary values, not shares summing to
+// 1); see mixup_row_grad. The loss and gradient below sum over the slots, so the streaming
+// loops never see the targets.
 constexpr int kMaxTargetSlots = 2;
 
 template <typename T>
@@ -166,6 +171,29 @@ inline RowGrad<T> row_grad(T g, const RowTarget<T>& tg, const SmoothingParams<T>
   return {g, g * (coef_sum + p.off * p.total_weight), g * p.off};
 }
 
+// Both mixup slots in one set of row constants: slot k (target y_k, upstream gradient g_k)
+// contributes g_k ((on - off) w_yk + off W) p_c - g_k (on - off) w_yk [c == y_k] - g_k off w_c.
+// The slot coefficients carry g_k, so the shared factor g is 1 and the off part takes
+// G = sum of g_k over the non-ignored slots.
+template <typename T>
+inline RowGrad<T> mixup_row_grad(const int64_t y[2], const T g[2], RowTarget<T>& tg,
+                                 const SmoothingParams<T>& p) {
+  T g_sum = T(0);
+  T coef_sum = T(0);
+  for (int k = 0; k < kMaxTargetSlots; ++k) {
+    if (y[k] == p.ignore_index) {
+      continue;
+    }
+    const T coef = g[k] * p.on_off * (p.weight != nullptr ? p.weight[y[k]] : T(1));
+    tg.cls[tg.count] = y[k];
+    tg.coef[tg.count] = coef;
+    ++tg.count;
+    g_sum += g[k];
+    coef_sum += coef;
+  }
+  return {T(1), coef_sum + g_sum * p.off * p.total_weight, g_sum * p.off};
+}
+
 // Rewrites the target-class entries from the op-math values, so the one-hot term is applied
 // before the single rounding to scalar_t. Slots that share a class get their summed
 // coefficient.
@@ -205,18 +233,27 @@ struct ForwardArgs {
   int64_t row_stride;
   const int64_t* target;
   int64_t target_stride;
+  const int64_t* target_b = nullptr;  // mixup's second target; then loss is (N, 2)
+  int64_t target_b_stride = 0;
   SmoothingParams<T> p;
   T* loss;
   T* lse;
   bool* correct;
 };
 
+// The row statistics serve every target: the mixup form costs one more gather and a few
+// flops per row, not a second pass.
 template <typename scalar_t>
 inline void finish_forward_row(const ForwardArgs<scalar_t>& a, int64_t i,
                                const RowStats<at::opmath_type<scalar_t>>& st, const scalar_t* row) {
   const int64_t y = a.target[i * a.target_stride];
-  const auto tg = label_target(y, a.p);
-  a.loss[i] = row_loss(st, tg, row, a.p);
+  if (a.target_b == nullptr) {
+    a.loss[i] = row_loss(st, label_target(y, a.p), row, a.p);
+  } else {
+    const int64_t y_b = a.target_b[i * a.target_b_stride];
+    a.loss[2 * i] = row_loss(st, label_target(y, a.p), row, a.p);
+    a.loss[2 * i + 1] = row_loss(st, label_target(y_b, a.p), row, a.p);
+  }
   a.lse[i] = st.shift + st.log_sum;
   a.correct[i] = a.p.num_classes > 0 && st.argmax == y;
 }
@@ -236,8 +273,11 @@ struct BackwardArgs {
   int64_t row_stride;
   const int64_t* target;
   int64_t target_stride;
+  const int64_t* target_b = nullptr;  // mixup's second target; then grad_loss is (N, 2)
+  int64_t target_b_stride = 0;
   const T* grad_loss;
   int64_t grad_loss_stride;
+  int64_t grad_loss_slot_stride = 0;
   const T* lse;
   int64_t lse_stride;
   SmoothingParams<T> p;
@@ -255,13 +295,21 @@ inline bool backward_row_prologue(const BackwardArgs<scalar_t>& a, int64_t i,
   const int64_t C = a.p.num_classes;
   scalar_t* out = a.grad + i * C;
   const scalar_t* row = a.logits + i * a.row_stride;
-  tg = label_target(a.target[i * a.target_stride], a.p);
+  const T* g = a.grad_loss + i * a.grad_loss_stride;
+  if (a.target_b == nullptr) {
+    tg = label_target(a.target[i * a.target_stride], a.p);
+    rg = row_grad(g[0], tg, a.p);
+  } else {
+    const int64_t y[2] = {a.target[i * a.target_stride], a.target_b[i * a.target_b_stride]};
+    const T g_slots[2] = {g[0], g[a.grad_loss_slot_stride]};
+    tg = RowTarget<T>{};
+    rg = mixup_row_grad(y, g_slots, tg, a.p);
+  }
   if (tg.count == 0) {
     std::memset(static_cast<void*>(out), 0, sizeof(scalar_t) * C);
     return true;
   }
   lse = a.lse[i * a.lse_stride];
-  rg = row_grad(static_cast<T>(a.grad_loss[i * a.grad_loss_stride]), tg, a.p);
   if (!std::isfinite(lse)) {
     backward_row_exact(out, row, lse, rg, tg, a.p);
     return true;
@@ -527,15 +575,32 @@ bool vector_path_ok(int64_t C) {
 }
 
 // Every non-ignored target must index a class: the kernels read logits and weights there.
-void check_targets(const int64_t* target, int64_t stride, int64_t N, int64_t C,
-                   int64_t ignore_index) {
-  for (int64_t i = 0; i < N; ++i) {
-    const int64_t y = target[i * stride];
+void check_targets(const char* name, const at::Tensor& target, int64_t C, int64_t ignore_index) {
+  const int64_t* t = target.const_data_ptr<int64_t>();
+  const int64_t stride = target.stride(0);
+  for (int64_t i = 0, N = target.size(0); i < N; ++i) {
+    const int64_t y = t[i * stride];
     if (y != ignore_index && (y < 0 || y >= C)) {
-      TORCH_CHECK_INDEX(false, "target[", i, "] = ", y, " is out of range for ", C,
+      TORCH_CHECK_INDEX(false, name, "[", i, "] = ", y, " is out of range for ", C,
                         " classes (valid: 0..", C - 1, " or ignore_index=", ignore_index, ")");
     }
   }
+}
+
+// The mixup ops' targets, checked by name before the shared checks (whose messages say
+// "target").
+void check_mixup_targets(const at::Tensor& logits, const at::Tensor& target_a,
+                         const at::Tensor& target_b) {
+  TORCH_CHECK(logits.dim() == 2, "logits must be (N, C), got ", logits.sizes());
+  const auto check = [&](const char* name, const at::Tensor& t) {
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == logits.size(0), name,
+                " must be (N,) with N = ", logits.size(0), ", got ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == at::kLong, name, " must be int64, got ", t.scalar_type());
+    TORCH_CHECK(t.device() == logits.device(), name, " is on ", t.device(), " but logits is on ",
+                logits.device());
+  };
+  check("target_a", target_a);
+  check("target_b", target_b);
 }
 
 template <typename T>
@@ -571,8 +636,10 @@ std::optional<at::Tensor> contiguous_weight(const std::optional<at::Tensor>& wei
   return weight->contiguous();
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> lsce_forward_cpu(
-    const at::Tensor& logits_in, const at::Tensor& target,
+// Both forward ops: kMixup adds target_b and makes loss (N, 2), one column per target.
+template <bool kMixup>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cpu(
+    const at::Tensor& logits_in, const at::Tensor& target, const at::Tensor* target_b,
     const std::optional<at::Tensor>& weight_in, double on_value, double off_value,
     int64_t ignore_index) {
   check_cross_entropy_args(logits_in, target, weight_in);
@@ -582,22 +649,31 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsce_forward_cpu(
   const int64_t N = logits.size(0);
   const int64_t C = logits.size(1);
   const auto opmath = opmath_scalar_type(logits.scalar_type());
-  at::Tensor loss = at::empty({N}, logits.options().dtype(opmath));
+  at::Tensor loss = kMixup ? at::empty({N, 2}, logits.options().dtype(opmath))
+                           : at::empty({N}, logits.options().dtype(opmath));
   at::Tensor lse = at::empty({N}, logits.options().dtype(opmath));
   at::Tensor correct = at::empty({N}, logits.options().dtype(at::kBool));
   if (N == 0) {
     return {loss, lse, correct};
   }
-  check_targets(target.const_data_ptr<int64_t>(), target.stride(0), N, C, ignore_index);
+  check_targets(kMixup ? "target_a" : "target", target, C, ignore_index);
+  if constexpr (kMixup) {
+    check_targets("target_b", *target_b, C, ignore_index);
+  }
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, logits.scalar_type(), "label_smoothing_cross_entropy_forward", [&] {
+      at::kHalf, at::kBFloat16, logits.scalar_type(),
+      kMixup ? "mixup_cross_entropy_forward" : "label_smoothing_cross_entropy_forward", [&] {
         using T = at::opmath_type<scalar_t>;
         ForwardArgs<scalar_t> args;
         args.logits = logits.const_data_ptr<scalar_t>();
         args.row_stride = logits.stride(0);
         args.target = target.const_data_ptr<int64_t>();
         args.target_stride = target.stride(0);
+        if constexpr (kMixup) {
+          args.target_b = target_b->const_data_ptr<int64_t>();
+          args.target_b_stride = target_b->stride(0);
+        }
         args.p = make_params<T>(weight, on_value, off_value, ignore_index, C);
         args.loss = loss.mutable_data_ptr<T>();
         args.lse = lse.mutable_data_ptr<T>();
@@ -617,10 +693,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> lsce_forward_cpu(
   return {loss, lse, correct};
 }
 
-at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logits_in,
-                             const at::Tensor& target, const std::optional<at::Tensor>& weight_in,
-                             const at::Tensor& lse, double on_value, double off_value,
-                             int64_t ignore_index) {
+// Both backward ops: grad_loss is (N,) or, with kMixup, (N, 2) (any strides).
+template <bool kMixup>
+at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logits_in,
+                        const at::Tensor& target, const at::Tensor* target_b,
+                        const std::optional<at::Tensor>& weight_in, const at::Tensor& lse,
+                        double on_value, double off_value, int64_t ignore_index) {
   check_cross_entropy_args(logits_in, target, weight_in);
   TORCH_CHECK(logits_in.device().is_cpu(), "logits must be a CPU tensor, got ", logits_in.device());
   const at::Tensor logits = unit_inner_stride(logits_in);
@@ -628,8 +706,13 @@ at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logi
   const int64_t N = logits.size(0);
   const int64_t C = logits.size(1);
   const auto opmath = opmath_scalar_type(logits.scalar_type());
-  TORCH_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == N, "grad_loss must be (N,) with N = ", N,
-              ", got ", grad_loss.sizes());
+  if constexpr (kMixup) {
+    TORCH_CHECK(grad_loss.dim() == 2 && grad_loss.size(0) == N && grad_loss.size(1) == 2,
+                "grad_loss must be (N, 2) with N = ", N, ", got ", grad_loss.sizes());
+  } else {
+    TORCH_CHECK(grad_loss.dim() == 1 && grad_loss.size(0) == N,
+                "grad_loss must be (N,) with N = ", N, ", got ", grad_loss.sizes());
+  }
   TORCH_CHECK(grad_loss.scalar_type() == opmath, "grad_loss must be ", opmath, " for ",
               logits.scalar_type(), " logits, got ", grad_loss.scalar_type());
   TORCH_CHECK(lse.dim() == 1 && lse.size(0) == N, "lse must be (N,) with N = ", N, ", got ",
@@ -642,11 +725,14 @@ at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logi
   if (N == 0 || C == 0) {
     return grad;
   }
-  check_targets(target.const_data_ptr<int64_t>(), target.stride(0), N, C, ignore_index);
+  check_targets(kMixup ? "target_a" : "target", target, C, ignore_index);
+  if constexpr (kMixup) {
+    check_targets("target_b", *target_b, C, ignore_index);
+  }
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
-      at::kHalf, at::kBFloat16, logits.scalar_type(), "label_smoothing_cross_entropy_backward",
-      [&] {
+      at::kHalf, at::kBFloat16, logits.scalar_type(),
+      kMixup ? "mixup_cross_entropy_backward" : "label_smoothing_cross_entropy_backward", [&] {
         using T = at::opmath_type<scalar_t>;
         BackwardArgs<scalar_t> args;
         args.logits = logits.const_data_ptr<scalar_t>();
@@ -655,6 +741,11 @@ at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logi
         args.target_stride = target.stride(0);
         args.grad_loss = grad_loss.const_data_ptr<T>();
         args.grad_loss_stride = grad_loss.stride(0);
+        if constexpr (kMixup) {
+          args.target_b = target_b->const_data_ptr<int64_t>();
+          args.target_b_stride = target_b->stride(0);
+          args.grad_loss_slot_stride = grad_loss.stride(1);
+        }
         args.lse = lse.const_data_ptr<T>();
         args.lse_stride = lse.stride(0);
         args.p = make_params<T>(weight, on_value, off_value, ignore_index, C);
@@ -674,10 +765,43 @@ at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logi
   return grad;
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lsce_forward_cpu(
+    const at::Tensor& logits, const at::Tensor& target, const std::optional<at::Tensor>& weight,
+    double on_value, double off_value, int64_t ignore_index) {
+  return forward_cpu<false>(logits, target, nullptr, weight, on_value, off_value, ignore_index);
+}
+
+at::Tensor lsce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logits,
+                             const at::Tensor& target, const std::optional<at::Tensor>& weight,
+                             const at::Tensor& lse, double on_value, double off_value,
+                             int64_t ignore_index) {
+  return backward_cpu<false>(grad_loss, logits, target, nullptr, weight, lse, on_value, off_value,
+                             ignore_index);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> mixup_ce_forward_cpu(
+    const at::Tensor& logits, const at::Tensor& target_a, const at::Tensor& target_b,
+    const std::optional<at::Tensor>& weight, double on_value, double off_value,
+    int64_t ignore_index) {
+  check_mixup_targets(logits, target_a, target_b);
+  return forward_cpu<true>(logits, target_a, &target_b, weight, on_value, off_value, ignore_index);
+}
+
+at::Tensor mixup_ce_backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logits,
+                                 const at::Tensor& target_a, const at::Tensor& target_b,
+                                 const std::optional<at::Tensor>& weight, const at::Tensor& lse,
+                                 double on_value, double off_value, int64_t ignore_index) {
+  check_mixup_targets(logits, target_a, target_b);
+  return backward_cpu<true>(grad_loss, logits, target_a, &target_b, weight, lse, on_value,
+                            off_value, ignore_index);
+}
+
 }  // namespace
 }  // namespace cookbook_ops
 
 TORCH_LIBRARY_IMPL(cookbook_ops, CPU, m) {
   m.impl("label_smoothing_cross_entropy_forward", &cookbook_ops::lsce_forward_cpu);
   m.impl("label_smoothing_cross_entropy_backward", &cookbook_ops::lsce_backward_cpu);
+  m.impl("mixup_cross_entropy_forward", &cookbook_ops::mixup_ce_forward_cpu);
+  m.impl("mixup_cross_entropy_backward", &cookbook_ops::mixup_ce_backward_cpu);
 }
