@@ -8,6 +8,7 @@ is available, and :func:`build_info` says why.
 from cookbook_ops import (  # noqa: E402
     _library,  # noqa: F401  (schemas first: kernels register against them)
     checkpoint,
+    data,
     metrics,
     nn,
     optim,
@@ -34,6 +35,7 @@ __all__ = [
     "build_info",
     "checkpoint",
     "cutmix",
+    "data",
     "label_smoothing_cross_entropy",
     "metrics",
     "mixup",

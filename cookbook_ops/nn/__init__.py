@@ -1,10 +1,12 @@
 """Drop-in nn.Modules backed by the fused kernels, one module per op family."""
 
 from cookbook_ops.nn.loss import LSR, LabelSmoothingCrossEntropy
+from cookbook_ops.nn.normalize import NormalizeImages
 from cookbook_ops.nn.pooling import BilinearPooling
 
 __all__ = [
     "LSR",
     "BilinearPooling",
     "LabelSmoothingCrossEntropy",
+    "NormalizeImages",
 ]

@@ -64,7 +64,9 @@ torch.library.impl(_library.qualified(_library.NORMALIZE_IMAGES), "CompositeExpl
 # --- argument checks -----------------------------------------------------------------------
 
 
-def _channel_constants(value, name: str, channels: int, device: torch.device) -> torch.Tensor:
+def _channel_constants(
+    value, name: str, channels: int | None, device: torch.device
+) -> torch.Tensor:
     """mean or std as a float32 (C,) tensor on ``device``; one value is broadcast over the
     channels, as torchvision's Normalize does."""
     if isinstance(value, torch.Tensor):
@@ -89,6 +91,8 @@ def _channel_constants(value, name: str, channels: int, device: torch.device) ->
         raise TypeError(
             f"{name} must be a sequence of floats or a tensor, got {type(value).__name__}"
         )
+    if channels is None:  # length checked by the caller
+        return t.contiguous()
     if t.numel() == 1 and channels != 1:
         t = t.expand(channels)
     if t.shape != (channels,):
