@@ -1,6 +1,7 @@
 """Drop-in nn.Modules backed by the fused kernels, one module per op family."""
 
 from cookbook_ops.nn.loss import LSR, LabelSmoothingCrossEntropy
+from cookbook_ops.nn.mixup import MixedTarget, Mixup, MixupCrossEntropy
 from cookbook_ops.nn.normalize import NormalizeImages
 from cookbook_ops.nn.pooling import BilinearPooling
 
@@ -9,4 +10,7 @@ __all__ = [
     "BilinearPooling",
     "LabelSmoothingCrossEntropy",
     "NormalizeImages",
+    "MixedTarget",
+    "Mixup",
+    "MixupCrossEntropy",
 ]
