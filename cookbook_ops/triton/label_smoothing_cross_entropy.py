@@ -199,6 +199,106 @@ def _row_softmax_stats(
     return m, tl.log(tl.sum(s_lane, axis=1)), tl.sum(sx_lane, axis=1), best
 
 
+@triton.jit
+def _target_loss(
+    logits_ptr,
+    row_start,
+    target_ptr,
+    rows,
+    weight_ptr,
+    n_cols,
+    ignore_index,
+    m,
+    log_s,
+    delta,
+    off,
+    smooth,
+    HAS_WEIGHT: tl.constexpr,
+):
+    """One target slot's loss per row from the shared row statistics: 0 where the target is
+    ignored, NaN where it is out of range (only reachable on CUDA: CPU targets are checked)."""
+    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
+    nll = _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT)
+    loss = delta * nll + off * smooth
+    loss = tl.where(in_range, loss, float("nan"))
+    loss = tl.where(keep, loss, 0.0)
+    return loss, y
+
+
+@triton.jit
+def _target_grad_scale(
+    grad_loss_ptrs,
+    target_ptr,
+    rows,
+    weight_ptr,
+    n_cols,
+    ignore_index,
+    acc_dtype: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+):
+    """One target slot's incoming gradient per row (0 where ignored), its safe target index
+    and the target's class weight."""
+    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
+    w_y = _gather_class_weight(weight_ptr, y_safe, acc_dtype, HAS_WEIGHT)
+    g = tl.load(grad_loss_ptrs).to(acc_dtype)
+    g = tl.where(keep, g, 0.0)
+    # An out-of-range target poisons its whole row, as the forward loss does.
+    g = tl.where(in_range | (~keep), g, float("nan"))
+    return g, y_safe, w_y
+
+
+@triton.jit
+def _store_softmax_grad(
+    grad_logits_ptr,
+    logits_ptr,
+    weight_ptr,
+    row_start,
+    out_start,
+    row_mask,
+    n_cols_aligned,
+    lse,
+    softmax_coef,
+    uniform_coef,
+    y_a_safe,
+    coef_a,
+    y_b_safe,
+    coef_b,
+    HAS_WEIGHT: tl.constexpr,
+    TWO_TARGETS: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """Stream BLOCK_N rows once, writing
+        grad_c = softmax_coef p_c - uniform_coef w_c - coef_a [c == y_a] - coef_b [c == y_b]
+    (the y_b term only with TWO_TARGETS; w = 1 without class weights)."""
+    acc_dtype: tl.constexpr = lse.dtype
+    out_dtype: tl.constexpr = grad_logits_ptr.dtype.element_ty
+    cols0 = tl.arange(0, BLOCK_C)
+    for start in range(0, n_cols_aligned, BLOCK_C):
+        cols = start + cols0
+        col_mask = cols < n_cols_aligned
+        x = tl.load(
+            logits_ptr + row_start[:, None] + cols[None, :], mask=col_mask[None, :], other=0.0
+        ).to(acc_dtype)
+        p = _exp(x - lse[:, None])
+        if HAS_WEIGHT:
+            w = _load_class_weights(weight_ptr, cols, col_mask, True, acc_dtype)
+            grad = softmax_coef[:, None] * p - uniform_coef[:, None] * w
+        else:
+            grad = softmax_coef[:, None] * p - uniform_coef[:, None]
+        if TWO_TARGETS:
+            rel_a = y_a_safe.to(tl.int32) - start
+            rel_b = y_b_safe.to(tl.int32) - start
+            grad = tl.where(cols0[None, :] == rel_a[:, None], grad - coef_a[:, None], grad)
+            grad = tl.where(cols0[None, :] == rel_b[:, None], grad - coef_b[:, None], grad)
+        else:
+            grad = _subtract_target(grad, cols, y_a_safe, coef_a)
+        tl.store(
+            grad_logits_ptr + out_start[:, None] + cols[None, :],
+            grad.to(out_dtype),
+            mask=row_mask[:, None] & col_mask[None, :],
+        )
+
+
 # --- kernels -------------------------------------------------------------------------------
 
 
@@ -236,13 +336,12 @@ def _lsce_forward_kernel(
         total_weight = tl.cast(n_cols, acc_dtype)
     smooth = total_weight * lse - sum_wx
 
-    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
     delta = split_scalar(delta_hi, delta_lo, acc_dtype)
     off = split_scalar(off_hi, off_lo, acc_dtype)
-    nll = _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT)
-    loss = delta * nll + off * smooth
-    loss = tl.where(in_range, loss, float("nan"))
-    loss = tl.where(keep, loss, 0.0)
+    loss, y = _target_loss(
+        logits_ptr, row_start, target_ptr, rows, weight_ptr, n_cols, ignore_index,
+        m, log_s, delta, off, smooth, HAS_WEIGHT,
+    )  # fmt: skip
 
     tl.store(loss_ptr + rows, loss, mask=row_mask)
     tl.store(lse_ptr + rows, lse, mask=row_mask)
@@ -273,48 +372,147 @@ def _lsce_backward_kernel(
     BLOCK_C: tl.constexpr,
 ):
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
-    out_dtype: tl.constexpr = grad_logits_ptr.dtype.element_ty
     rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
     n_cols_aligned = _aligned_length(n_cols, ALIGN)
     # The gradient is contiguous: its rows start at multiples of n_cols, and ALIGN divides it.
     out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
-    cols0 = tl.arange(0, BLOCK_C)
 
-    y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
-    w_y = _gather_class_weight(weight_ptr, y_safe, acc_dtype, HAS_WEIGHT)
+    g, y_safe, w_y = _target_grad_scale(
+        grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss,
+        target_ptr, rows, weight_ptr, n_cols, ignore_index, acc_dtype, HAS_WEIGHT,
+    )  # fmt: skip
     delta = split_scalar(delta_hi, delta_lo, acc_dtype)
     off = split_scalar(off_hi, off_lo, acc_dtype)
     if HAS_WEIGHT:
         total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
     else:
         total_weight = tl.cast(n_cols, acc_dtype)
-    g = tl.load(grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss).to(acc_dtype)
-    g = tl.where(keep, g, 0.0)
-    # An out-of-range target poisons its whole row, as the forward loss does.
-    g = tl.where(in_range | (~keep), g, float("nan"))
     lse = tl.load(lse_ptr + rows).to(acc_dtype)
     target_coef = g * delta * w_y
     softmax_coef = target_coef + g * off * total_weight
     uniform_coef = g * off
+    _store_softmax_grad(
+        grad_logits_ptr, logits_ptr, weight_ptr, row_start, out_start, row_mask, n_cols_aligned,
+        lse, softmax_coef, uniform_coef, y_safe, target_coef, y_safe, target_coef,
+        HAS_WEIGHT, False, BLOCK_C,
+    )  # fmt: skip
 
-    for start in range(0, n_cols_aligned, BLOCK_C):
-        cols = start + cols0
-        col_mask = cols < n_cols_aligned
-        x = tl.load(
-            logits_ptr + row_start[:, None] + cols[None, :], mask=col_mask[None, :], other=0.0
-        ).to(acc_dtype)
-        p = _exp(x - lse[:, None])
-        if HAS_WEIGHT:
-            w = _load_class_weights(weight_ptr, cols, col_mask, True, acc_dtype)
-            grad = softmax_coef[:, None] * p - uniform_coef[:, None] * w
-        else:
-            grad = softmax_coef[:, None] * p - uniform_coef[:, None]
-        grad = _subtract_target(grad, cols, y_safe, target_coef)
-        tl.store(
-            grad_logits_ptr + out_start[:, None] + cols[None, :],
-            grad.to(out_dtype),
-            mask=row_mask[:, None] & col_mask[None, :],
-        )
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _mixup_ce_forward_kernel(
+    logits_ptr,
+    target_a_ptr,
+    target_b_ptr,
+    weight_ptr,
+    weight_sum_ptr,
+    loss_ptr,
+    lse_ptr,
+    correct_ptr,
+    n_rows,
+    n_cols,
+    stride_row,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    ignore_index,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """The forward kernel with two target slots: the streaming pass is shared, each slot
+    adds one gathered logit (and class weight). loss is (n_rows, 2), contiguous."""
+    acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    m, log_s, sum_wx, best = _row_softmax_stats(
+        logits_ptr, row_start, weight_ptr, n_cols, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C
+    )
+    lse = m + log_s
+    if HAS_WEIGHT:
+        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        total_weight = tl.cast(n_cols, acc_dtype)
+    smooth = total_weight * lse - sum_wx
+
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
+    loss_a, y_a = _target_loss(
+        logits_ptr, row_start, target_a_ptr, rows, weight_ptr, n_cols, ignore_index,
+        m, log_s, delta, off, smooth, HAS_WEIGHT,
+    )  # fmt: skip
+    loss_b, y_b = _target_loss(
+        logits_ptr, row_start, target_b_ptr, rows, weight_ptr, n_cols, ignore_index,
+        m, log_s, delta, off, smooth, HAS_WEIGHT,
+    )  # fmt: skip
+
+    loss_row = loss_ptr + rows.to(tl.int64) * 2
+    tl.store(loss_row, loss_a, mask=row_mask)
+    tl.store(loss_row + 1, loss_b, mask=row_mask)
+    tl.store(lse_ptr + rows, lse, mask=row_mask)
+    tl.store(correct_ptr + rows, best.to(tl.int64) == y_a, mask=row_mask)
+
+
+@triton.jit(do_not_specialize=_NO_SPECIALIZE)
+def _mixup_ce_backward_kernel(
+    grad_logits_ptr,
+    grad_loss_ptr,
+    logits_ptr,
+    target_a_ptr,
+    target_b_ptr,
+    weight_ptr,
+    weight_sum_ptr,
+    lse_ptr,
+    n_rows,
+    n_cols,
+    stride_row,
+    stride_grad_loss_row,
+    stride_grad_loss_slot,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    ignore_index,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """The backward kernel with both slots folded into per-row constants: with g_k the
+    slot gradients (0 for an ignored slot),
+        grad_c = (sum_k g_k ((on-off) w_yk + off W)) p_c - off (sum_k g_k) w_c
+                 - sum_k (on-off) g_k w_yk [c == y_k].
+    sum_k g_k is not 1 in general (lam, the reduction and ignored slots all enter it), so the
+    off terms scale with it rather than with a fixed total."""
+    acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    n_cols_aligned = _aligned_length(n_cols, ALIGN)
+    out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
+
+    grad_loss_row = grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss_row
+    g_a, y_a_safe, w_a = _target_grad_scale(
+        grad_loss_row, target_a_ptr, rows, weight_ptr, n_cols, ignore_index, acc_dtype, HAS_WEIGHT
+    )
+    g_b, y_b_safe, w_b = _target_grad_scale(
+        grad_loss_row + stride_grad_loss_slot,
+        target_b_ptr, rows, weight_ptr, n_cols, ignore_index, acc_dtype, HAS_WEIGHT,
+    )  # fmt: skip
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
+    if HAS_WEIGHT:
+        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        total_weight = tl.cast(n_cols, acc_dtype)
+    lse = tl.load(lse_ptr + rows).to(acc_dtype)
+    coef_a = g_a * delta * w_a
+    coef_b = g_b * delta * w_b
+    uniform_coef = (g_a + g_b) * off
+    softmax_coef = (coef_a + coef_b) + uniform_coef * total_weight
+    _store_softmax_grad(
+        grad_logits_ptr, logits_ptr, weight_ptr, row_start, out_start, row_mask, n_cols_aligned,
+        lse, softmax_coef, uniform_coef, y_a_safe, coef_a, y_b_safe, coef_b,
+        HAS_WEIGHT, True, BLOCK_C,
+    )  # fmt: skip
 
 
 # --- launch heuristics ---------------------------------------------------------------------
@@ -337,21 +535,23 @@ def _launch_params(n_cols: int, row_stride: int, dtype: torch.dtype) -> dict:
     return {"ALIGN": align, "BLOCK_N": block_n, "BLOCK_C": block_c, "num_warps": num_warps}
 
 
-def _prepare(logits, target, weight):
-    """Validate and normalise the arguments shared by forward and backward."""
+def _prepare(logits, targets: dict, weight):
+    """Validate and normalise the arguments shared by forward and backward; ``targets`` maps
+    each target's argument name to it (messages name the argument)."""
     if logits.dim() != 2:
         raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
     if logits.dtype not in (torch.float16, torch.bfloat16, torch.float32, torch.float64):
         raise TypeError(f"logits must be float16/bfloat16/float32/float64, got {logits.dtype}")
-    if target.dim() != 1 or target.shape[0] != logits.shape[0]:
-        raise ValueError(
-            f"target must be ({logits.shape[0]},) for logits of shape {tuple(logits.shape)}, "
-            f"got {tuple(target.shape)}"
-        )
-    if target.dtype != torch.int64:
-        raise TypeError(f"target must be int64, got {target.dtype}")
-    if target.device != logits.device:
-        raise ValueError(f"target is on {target.device} but logits is on {logits.device}")
+    for name, target in targets.items():
+        if target.dim() != 1 or target.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"{name} must be ({logits.shape[0]},) for logits of shape "
+                f"{tuple(logits.shape)}, got {tuple(target.shape)}"
+            )
+        if target.dtype != torch.int64:
+            raise TypeError(f"{name} must be int64, got {target.dtype}")
+        if target.device != logits.device:
+            raise ValueError(f"{name} is on {target.device} but logits is on {logits.device}")
     n_cols = logits.shape[1]
     if weight is not None:
         if weight.dim() != 1 or weight.shape[0] != n_cols:
@@ -361,13 +561,48 @@ def _prepare(logits, target, weight):
         weight = weight.to(opmath_dtype(logits.dtype)).contiguous()
     if n_cols > 1 and logits.stride(1) != 1:
         logits = logits.contiguous()
-    return logits, target.contiguous(), weight
+    return logits, [t.contiguous() for t in targets.values()], weight
+
+
+def _check_saved(logits, **tensors):
+    """Shape (first dimension N, then the given sizes) and device of backward's inputs."""
+    n_rows = logits.shape[0]
+    for name, (t, trailing) in tensors.items():
+        expected = (n_rows, *trailing)
+        if tuple(t.shape) != expected:
+            raise ValueError(f"{name} must be {expected}, got {tuple(t.shape)}")
+        if t.device != logits.device:
+            raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
+
+
+def _check_named_target_range(name, target, n_cols, ignore_index):
+    """check_target_range, naming the argument (a mixup op has two targets). CPU only: on a
+    GPU the check would sync, and the kernels give that slot a NaN loss instead."""
+    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
+        return
+    bad = (target != ignore_index) & ((target < 0) | (target >= n_cols))
+    if bool(bad.any()):
+        i = int(bad.nonzero()[0, 0])
+        raise IndexError(
+            f"{name}[{i}] = {int(target[i])} is out of range for {n_cols} classes "
+            f"(valid: 0..{n_cols - 1} or ignore_index={ignore_index})"
+        )
+
+
+def _scalar_args(weight, lse, on_value, off_value):
+    """Weight pointers and the fp32-pair smoothing scalars. Unweighted launches pass lse for
+    the unused weight pointers; the kernels never read them."""
+    weight_arg = lse if weight is None else weight
+    weight_sum = lse if weight is None else weight.sum()
+    delta_hi, delta_lo = split_double(float(on_value) - float(off_value))
+    off_hi, off_lo = split_double(float(off_value))
+    return weight_arg, weight_sum, (delta_hi, delta_lo, off_hi, off_lo)
 
 
 def label_smoothing_cross_entropy_forward(
     logits, target, weight, on_value, off_value, ignore_index
 ):
-    logits, target, weight = _prepare(logits, target, weight)
+    logits, (target,), weight = _prepare(logits, {"target": target}, weight)
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
     context = device_context(logits.device, "label_smoothing_cross_entropy")
@@ -384,17 +619,12 @@ def label_smoothing_cross_entropy_forward(
         correct.fill_(False)
         return loss, lse, correct
     params = _launch_params(n_cols, logits.stride(0), logits.dtype)
-    # Unweighted launches pass lse for the unused weight pointers; the kernel never reads them.
-    weight_arg = lse if weight is None else weight
-    weight_sum = lse if weight is None else weight.sum()
-    delta_hi, delta_lo = split_double(float(on_value) - float(off_value))
-    off_hi, off_lo = split_double(float(off_value))
+    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
         _lsce_forward_kernel[grid](
             logits, target, weight_arg, weight_sum, loss, lse, correct,
-            n_rows, n_cols, logits.stride(0),
-            delta_hi, delta_lo, off_hi, off_lo, int(ignore_index),
+            n_rows, n_cols, logits.stride(0), *scalars, int(ignore_index),
             HAS_WEIGHT=weight is not None, **params,
         )  # fmt: skip
     return loss, lse, correct
@@ -403,14 +633,10 @@ def label_smoothing_cross_entropy_forward(
 def label_smoothing_cross_entropy_backward(
     grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index
 ):
-    logits, target, weight = _prepare(logits, target, weight)
+    logits, (target,), weight = _prepare(logits, {"target": target}, weight)
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
-    for name, t in (("grad_loss", grad_loss), ("lse", lse)):
-        if t.dim() != 1 or t.shape[0] != n_rows:
-            raise ValueError(f"{name} must be ({n_rows},), got {tuple(t.shape)}")
-        if t.device != logits.device:
-            raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
+    _check_saved(logits, grad_loss=(grad_loss, ()), lse=(lse, ()))
     context = device_context(logits.device, "label_smoothing_cross_entropy")
     check_target_range(target, n_cols, ignore_index)
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
@@ -418,16 +644,75 @@ def label_smoothing_cross_entropy_backward(
         return grad_logits
     lse = lse.to(acc_dtype).contiguous()
     params = _launch_params(n_cols, logits.stride(0), logits.dtype)
-    weight_arg = lse if weight is None else weight
-    weight_sum = lse if weight is None else weight.sum()
-    delta_hi, delta_lo = split_double(float(on_value) - float(off_value))
-    off_hi, off_lo = split_double(float(off_value))
+    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
         _lsce_backward_kernel[grid](
             grad_logits, grad_loss, logits, target, weight_arg, weight_sum, lse,
-            n_rows, n_cols, logits.stride(0), grad_loss.stride(0),
-            delta_hi, delta_lo, off_hi, off_lo, int(ignore_index),
+            n_rows, n_cols, logits.stride(0), grad_loss.stride(0), *scalars, int(ignore_index),
+            HAS_WEIGHT=weight is not None, **params,
+        )  # fmt: skip
+    return grad_logits
+
+
+def mixup_cross_entropy_forward(
+    logits, target_a, target_b, weight, on_value, off_value, ignore_index
+):
+    logits, (target_a, target_b), weight = _prepare(
+        logits, {"target_a": target_a, "target_b": target_b}, weight
+    )
+    n_rows, n_cols = logits.shape
+    acc_dtype = opmath_dtype(logits.dtype)
+    context = device_context(logits.device, "mixup_cross_entropy")
+    _check_named_target_range("target_a", target_a, n_cols, ignore_index)
+    _check_named_target_range("target_b", target_b, n_cols, ignore_index)
+    loss = logits.new_empty((n_rows, 2), dtype=acc_dtype)
+    lse = logits.new_empty((n_rows,), dtype=acc_dtype)
+    correct = logits.new_empty((n_rows,), dtype=torch.bool)
+    if n_rows == 0:
+        return loss, lse, correct
+    if n_cols == 0:  # no class to point at: every kept slot is out of range
+        keep = torch.stack((target_a, target_b), dim=1) != ignore_index
+        loss.copy_(torch.where(keep, float("nan"), 0.0))
+        lse.fill_(float("-inf"))
+        correct.fill_(False)
+        return loss, lse, correct
+    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
+    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
+    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
+    with context:
+        _mixup_ce_forward_kernel[grid](
+            logits, target_a, target_b, weight_arg, weight_sum, loss, lse, correct,
+            n_rows, n_cols, logits.stride(0), *scalars, int(ignore_index),
+            HAS_WEIGHT=weight is not None, **params,
+        )  # fmt: skip
+    return loss, lse, correct
+
+
+def mixup_cross_entropy_backward(
+    grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
+):
+    logits, (target_a, target_b), weight = _prepare(
+        logits, {"target_a": target_a, "target_b": target_b}, weight
+    )
+    n_rows, n_cols = logits.shape
+    acc_dtype = opmath_dtype(logits.dtype)
+    _check_saved(logits, grad_loss=(grad_loss, (2,)), lse=(lse, ()))
+    context = device_context(logits.device, "mixup_cross_entropy")
+    _check_named_target_range("target_a", target_a, n_cols, ignore_index)
+    _check_named_target_range("target_b", target_b, n_cols, ignore_index)
+    grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
+    if n_rows == 0 or n_cols == 0:
+        return grad_logits
+    lse = lse.to(acc_dtype).contiguous()
+    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
+    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
+    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
+    with context:
+        _mixup_ce_backward_kernel[grid](
+            grad_logits, grad_loss, logits, target_a, target_b, weight_arg, weight_sum, lse,
+            n_rows, n_cols, logits.stride(0), grad_loss.stride(0), grad_loss.stride(1),
+            *scalars, int(ignore_index),
             HAS_WEIGHT=weight is not None, **params,
         )  # fmt: skip
     return grad_logits
@@ -437,6 +722,8 @@ register(
     {
         _library.LSCE_FORWARD: label_smoothing_cross_entropy_forward,
         _library.LSCE_BACKWARD: label_smoothing_cross_entropy_backward,
+        _library.MIXUP_CE_FORWARD: mixup_cross_entropy_forward,
+        _library.MIXUP_CE_BACKWARD: mixup_cross_entropy_backward,
     }
 )
 
@@ -446,23 +733,26 @@ register(
 
 def static_compile_specs() -> list[dict]:
     """The kernel configurations the launchers use for the benchmarked shapes (C = 1000 and
-    128256; fp32, bf16, fp16; bf16 also with class weights), forward and backward, for an
-    sm_90 compile check. Constexprs appear in ``signature`` as ``"constexpr"``, as
-    ``ASTSource`` expects."""
+    128256; fp32, bf16, fp16; bf16 also with class weights), forward and backward, one- and
+    two-target (mixup), for an sm_90 compile check. Constexprs appear in ``signature`` as
+    ``"constexpr"``, as ``ASTSource`` expects."""
     specs = []
-    for dtype in (torch.float32, torch.bfloat16, torch.float16):
-        for n_cols in (1000, 128256):
-            for has_weight in (False, True) if dtype == torch.bfloat16 else (False,):
-                for direction in ("forward", "backward"):
-                    specs.append(compile_spec(direction, dtype, n_cols, has_weight))
+    for mixup in (False, True):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
+            for n_cols in (1000, 128256):
+                for has_weight in (False, True) if dtype == torch.bfloat16 else (False,):
+                    for direction in ("forward", "backward"):
+                        specs.append(compile_spec(direction, dtype, n_cols, has_weight, mixup))
     return specs
 
 
-def compile_spec(direction: str, dtype: torch.dtype, n_cols: int, has_weight: bool = False) -> dict:
-    """What the launcher compiles for contiguous (N, n_cols) logits of ``dtype``. Tensor
-    pointers come from the caching allocator (16-byte aligned); n_cols and the row stride are
-    listed as aligned only when they are multiples of 16, as Triton's specialisation marks
-    them at run time."""
+def compile_spec(
+    direction: str, dtype: torch.dtype, n_cols: int, has_weight: bool = False, mixup: bool = False
+) -> dict:
+    """What the launcher compiles for contiguous (N, n_cols) logits of ``dtype`` (two target
+    slots when ``mixup``). Tensor pointers come from the caching allocator (16-byte aligned);
+    n_cols and the row stride are listed as aligned only when they are multiples of 16, as
+    Triton's specialisation marks them at run time."""
     name = TRITON_DTYPES[dtype]
     acc = TRITON_DTYPES[opmath_dtype(dtype)]
     params = _launch_params(n_cols, n_cols, dtype)
@@ -473,17 +763,21 @@ def compile_spec(direction: str, dtype: torch.dtype, n_cols: int, has_weight: bo
         "n_cols": "i32",
         "stride_row": "i32",
         "stride_grad_loss": "i32",
+        "stride_grad_loss_row": "i32",
+        # 1 for the contiguous (N, 2) grad_loss autograd passes: specialised to a constant.
+        "stride_grad_loss_slot": "constexpr",
         "delta_hi": "fp32",
         "delta_lo": "fp32",
         "off_hi": "fp32",
         "off_lo": "fp32",
         "ignore_index": "i32",
     }
+    targets = {"target_a_ptr": "*i64", "target_b_ptr": "*i64"} if mixup else {"target_ptr": "*i64"}
     if direction == "forward":
-        fn = _lsce_forward_kernel
+        fn = _mixup_ce_forward_kernel if mixup else _lsce_forward_kernel
         pointers = {
             "logits_ptr": f"*{name}",
-            "target_ptr": "*i64",
+            **targets,
             "weight_ptr": f"*{acc}",
             "weight_sum_ptr": f"*{acc}",
             "loss_ptr": f"*{acc}",
@@ -491,23 +785,26 @@ def compile_spec(direction: str, dtype: torch.dtype, n_cols: int, has_weight: bo
             "correct_ptr": "*i1",
         }
     elif direction == "backward":
-        fn = _lsce_backward_kernel
+        fn = _mixup_ce_backward_kernel if mixup else _lsce_backward_kernel
         pointers = {
             "grad_logits_ptr": f"*{name}",
             "grad_loss_ptr": f"*{acc}",
             "logits_ptr": f"*{name}",
-            "target_ptr": "*i64",
+            **targets,
             "weight_ptr": f"*{acc}",
             "weight_sum_ptr": f"*{acc}",
             "lse_ptr": f"*{acc}",
         }
     else:
         raise ValueError(f"direction must be 'forward' or 'backward', got {direction!r}")
+    if mixup and direction == "backward":
+        constexprs["stride_grad_loss_slot"] = 1
     types = {**pointers, **scalars}
     signature = {arg: "constexpr" if arg in constexprs else types[arg] for arg in fn.arg_names}
     aligned_ints = ["n_cols", "stride_row"] if n_cols % 16 == 0 else []
+    prefix = "mixup_ce" if mixup else "lsce"
     return {
-        "name": f"lsce_{direction}_{name}_C{n_cols}" + ("_weighted" if has_weight else ""),
+        "name": f"{prefix}_{direction}_{name}_C{n_cols}" + ("_weighted" if has_weight else ""),
         "fn": fn,
         "signature": signature,
         "constexprs": constexprs,
