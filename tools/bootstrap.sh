@@ -26,6 +26,15 @@ fi
 # A no-op when an installed torch already satisfies the requirement.
 python -m pip install --quiet "$TORCH_SPEC"
 python -m pip install --quiet -r requirements-dev.txt
+# torchvision is the parity oracle of normalize_images. Only a build made for the installed torch
+# will do: pinning torch keeps pip from swapping it out for the one torchvision would pull in.
+if ! python -c "import torchvision" >/dev/null 2>&1; then
+  torch_version=$(python -c "import torch; print(torch.__version__.split('+')[0])")
+  if ! python -m pip install --quiet torchvision "torch==$torch_version"; then
+    echo "bootstrap: no torchvision release matches torch $torch_version; the torchvision" \
+      "parity tests will skip (the reference parity tests still run)" >&2
+  fi
+fi
 
 # Rebuild only when something that goes into the build changed: the sources, setup.py, the
 # torch it builds against, or a build switch.

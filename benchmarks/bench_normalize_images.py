@@ -1,0 +1,457 @@
+"""uint8 images to a normalized float batch against torchvision, eager and compiled.
+
+    python benchmarks/bench_normalize_images.py [--device cpu|cuda] [--quick] [--out DIR]
+        [--shapes 64x224x224x3,flip_mixup:256x224x224x3,...] [--dtypes fp32,bf16] [--impls ...]
+
+Each "shape" is one variant on an N x H x W x C uint8 batch (a plain NxHxWxC in --shapes means
+every variant): ``plain`` (ToTensor + Normalize), ``flip`` (+ a per-sample horizontal flip of
+half the samples), ``mixup`` (+ the blend with a per-sample lam and a random permutation) and
+``flip_mixup`` (both). The dtype is the output dtype (the arithmetic is float32 throughout).
+Output: (N, C, H, W) contiguous.
+
+Implementations:
+
+- ``eager``: torchvision's v2 functional ops on the uint8 batch on the same device, as a
+  training step would chain them: ``permute`` to NCHW, ``to_dtype(float32, scale=True)``,
+  ``normalize``, the flip as ``torch.where(flip, x.flip(-1), x)``, the blend, then the output
+  dtype and layout.
+- ``compile``: torch.compile of that chain (static shapes).
+- ``per_image`` (CPU only, plain and flip): the classic input pipeline, torchvision
+  ``[RandomHorizontalFlip,] ToTensor(), Normalize()`` applied to each PIL image inside a
+  DataLoader (main process) with the default collate; timed per batch.
+- ours: ``cookbook_ops.normalize_images`` on every backend the op has here.
+
+Memory floor: each value is read once as one byte and written once in the output dtype,
+N*H*W*C*(1 + output bytes) (mixup reads a second sample per value; the floor does not count it,
+so mixup rows can reach at most about 4/5 of it). Every output is checked against the float64
+formula. The markdown report gets a table of images per second and the CPU target: our CPU
+kernel at least 4x the torchvision chain.
+
+Writes <out>/normalize_images-<device>[-quick].{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import common
+import make_report
+import torch
+
+cookbook_ops = common.import_cookbook_ops()
+
+BENCHMARK = "normalize_images"
+OP = "normalize_images_forward"
+PASSES = ("fwd",)
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
+IMPLS = ("eager", "compile", "per_image", *OUR_BACKENDS)
+VARIANTS = ("plain", "flip", "mixup", "flip_mixup")
+MEAN = (0.485, 0.456, 0.406)
+STD = (0.229, 0.224, 0.225)
+CPU_TARGET_VS_EAGER = 4.0
+# Max |error| over max |float64 formula|: one rounding of the output dtype (torchvision's v2
+# to_dtype multiplies by 1/255, a rounding away from x / 255).
+TOLERANCE = {torch.float32: 2e-6, torch.bfloat16: 8e-3, torch.float16: 1e-3}
+
+NOTES: list[str] = []
+
+
+@dataclass(frozen=True)
+class Shape:
+    variant: str
+    n: int
+    h: int
+    w: int
+    c: int
+    name: str = ""
+
+    @property
+    def numel(self) -> int:
+        return self.n * self.h * self.w * self.c
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant}-{self.n}x{self.h}x{self.w}x{self.c}"
+
+
+def _all_variants(n, h, w, c, what) -> list[Shape]:
+    return [Shape(v, n, h, w, c, f"{v.replace('_', ' + ')}, {what}") for v in VARIANTS]
+
+
+SHAPES = {
+    "cuda": _all_variants(256, 224, 224, 3, "ImageNet batch of 256"),
+    "cpu": _all_variants(64, 224, 224, 3, "ImageNet batch of 64"),
+}
+QUICK_SHAPES = {
+    "cuda": _all_variants(64, 224, 224, 3, "ImageNet batch of 64"),
+    "cpu": _all_variants(16, 112, 112, 3, "batch of 16 at 112x112"),
+}
+EFFORT = {
+    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
+    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
+    ("cpu", False): dict(warmup=2, reps=20, min_reps=5, budget_s=1.5),
+    ("cpu", True): dict(warmup=1, reps=6, min_reps=3, budget_s=0.2),
+}
+
+
+# --- inputs -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Inputs:
+    images: torch.Tensor  # uint8 (N, H, W, C) on the device
+    flip: torch.Tensor | None
+    lam: torch.Tensor | None  # (N,) float32
+    index: torch.Tensor | None
+
+
+def make_inputs(shape: Shape, device: str, seed: int = 0) -> Inputs:
+    gen = torch.Generator().manual_seed(seed)
+    dev = torch.device(device)
+    images = torch.randint(0, 256, (shape.n, shape.h, shape.w, shape.c), generator=gen)
+    images = images.to(torch.uint8).to(dev)
+    flip = lam = index = None
+    if "flip" in shape.variant:
+        flip = (torch.rand(shape.n, generator=gen) < 0.5).to(dev)
+    if "mixup" in shape.variant:
+        lam = torch.rand(shape.n, generator=gen).to(dev)
+        index = torch.randperm(shape.n, generator=gen).to(dev)
+    return Inputs(images, flip, lam, index)
+
+
+def expected_output(inp: Inputs) -> torch.Tensor:
+    """The formula in float64 (flip, scale, normalize, blend), NCHW."""
+    x = inp.images.permute(0, 3, 1, 2).double()
+    if inp.flip is not None:
+        x = torch.where(inp.flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    mean = torch.tensor(MEAN, dtype=torch.float64, device=x.device).view(1, -1, 1, 1)
+    std = torch.tensor(STD, dtype=torch.float64, device=x.device).view(1, -1, 1, 1)
+    v = (x / 255 - mean) / std
+    if inp.lam is not None:
+        lam = inp.lam.double().view(-1, 1, 1, 1)
+        v = lam * v + (1 - lam) * v[inp.index]
+    return v
+
+
+# --- implementations --------------------------------------------------------------------------
+
+
+def torchvision_chain(images, flip, lam, index, out_dtype):
+    """The uint8 batch through torchvision's v2 functional ops, as a training step would."""
+    from torchvision.transforms.v2 import functional as F
+
+    x = images.permute(0, 3, 1, 2)
+    x = F.to_dtype(x, torch.float32, scale=True)
+    x = F.normalize(x, list(MEAN), list(STD))
+    if flip is not None:
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    if lam is not None:
+        lam = lam.view(-1, 1, 1, 1)
+        x = lam * x + (1 - lam) * x[index]
+    return x.to(out_dtype).contiguous()
+
+
+def per_image_loader(inp: Inputs, out_dtype):
+    """A DataLoader running torchvision's per-image transforms over PIL images; returns a
+    function that produces one batch. The flips are the loader's own random draws, so the
+    check compares against the formula with the mask it actually drew (replayed below)."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    arrays = inp.images.cpu().numpy()
+    pil = [Image.fromarray(a) for a in arrays]
+    steps = [T.ToTensor(), T.Normalize(MEAN, STD)]
+    if inp.flip is not None:
+        # A fixed per-image mask replays the batch's flips exactly (and costs what a random
+        # RandomHorizontalFlip does).
+        flips = inp.flip.cpu().tolist()
+
+        class Dataset(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(pil)
+
+            def __getitem__(self, i):
+                image = pil[i].transpose(Image.FLIP_LEFT_RIGHT) if flips[i] else pil[i]
+                return pipeline(image)
+
+    else:
+
+        class Dataset(torch.utils.data.Dataset):
+            def __len__(self):
+                return len(pil)
+
+            def __getitem__(self, i):
+                return pipeline(pil[i])
+
+    pipeline = T.Compose(steps)
+    loader = torch.utils.data.DataLoader(Dataset(), batch_size=len(pil), num_workers=0)
+
+    def batch():
+        return next(iter(loader)).to(out_dtype)
+
+    return batch
+
+
+def make_fn(impl: str, inp: Inputs, out_dtype):
+    if impl == "eager":
+        return lambda: torchvision_chain(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
+    if impl == "compile":
+        compiled = torch.compile(torchvision_chain, dynamic=False)
+        return lambda: compiled(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
+    if impl == "per_image":
+        return per_image_loader(inp, out_dtype)
+    if impl in OUR_BACKENDS:
+        mixup = None if inp.lam is None else (inp.lam, inp.index)
+        return lambda: cookbook_ops.normalize_images(
+            inp.images, MEAN, STD, flip=inp.flip, mixup=mixup, out_dtype=out_dtype, backend=impl
+        )
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+# --- availability -------------------------------------------------------------------------------
+
+
+def _available_backends(device: str) -> list[str]:
+    try:
+        return list(cookbook_ops.available_backends(device, op=OP))
+    except (TypeError, KeyError):
+        return list(cookbook_ops.available_backends(device))
+
+
+def unavailable_reason(impl: str, device: str) -> str | None:
+    device_type = torch.device(device).type
+    if impl in ("eager", "compile", "per_image"):
+        try:
+            import torchvision  # noqa: F401
+        except Exception as exc:
+            return f"torchvision is not importable ({type(exc).__name__}: {exc})"
+        if impl == "per_image" and device_type != "cpu":
+            return "the per-image DataLoader pipeline runs on the CPU (see the CPU run)"
+        return None
+    if impl in OUR_BACKENDS:
+        if impl == "triton" and device_type == "cpu":
+            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
+        if impl in _available_backends(device):
+            return None
+        return f"cookbook_ops has no {impl} backend for {OP} on {device}"
+    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+
+
+def not_applicable(impl: str, variant: str) -> str | None:
+    if impl == "per_image" and "mixup" in variant:
+        return "a per-image pipeline has no batch to mix"
+    return None
+
+
+IMPL_LABELS = {
+    "eager": "torchvision v2 chain (eager)",
+    "compile": "torch.compile(torchvision v2 chain)",
+    "per_image": "per-image ToTensor+Normalize in a DataLoader",
+}
+
+
+def impl_label(impl: str) -> str:
+    return IMPL_LABELS.get(impl) or make_report.IMPL_LABELS.get(impl, impl)
+
+
+# --- one group --------------------------------------------------------------------------------
+
+
+def floor_bytes(shape: Shape, dtype: torch.dtype) -> int:
+    return shape.numel * (1 + torch.empty((), dtype=dtype).element_size())
+
+
+def relative_error(out: torch.Tensor, expected: torch.Tensor) -> float:
+    if out.shape != expected.shape:
+        return float("inf")
+    return float((out.double() - expected).abs().max() / expected.abs().max().clamp_min(1e-30))
+
+
+def _sync(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def prepare(impl: str, inp: Inputs, expected: torch.Tensor, device: str, dtype: torch.dtype):
+    """(fn, first-call seconds, relative error of the output)."""
+    fn = make_fn(impl, inp, dtype)
+    t0 = time.perf_counter()
+    out = fn()
+    _sync(device)
+    first_s = time.perf_counter() - t0
+    err = relative_error(out.to(expected.device), expected)
+    if not out.is_contiguous():
+        err = float("inf")  # the contract is a contiguous NCHW batch
+    return fn, first_s, err
+
+
+def finish_record(rec: dict, timing: common.Timing, copy_gbps: float, n: int) -> dict:
+    median = timing.median_ms
+    rec["timing"] = timing.to_dict()
+    rec["median_ms"] = median
+    rec["images_per_s"] = n / (median * 1e-3)
+    rec["floor_ms"] = rec["floor_bytes"] / (copy_gbps * 1e9) * 1e3
+    rec["achieved_GBps"] = rec["floor_bytes"] / (median * 1e-3) / 1e9
+    rec["fraction_of_floor"] = rec["floor_ms"] / median
+    return rec
+
+
+def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
+    dtype_name = str(dtype).removeprefix("torch.")
+    label = f"{shape.label} {dtype_name}"
+    torch._dynamo.reset()
+    inp = make_inputs(shape, device)
+    expected = expected_output(inp)
+    timed = [i for i in impls if not_applicable(i, shape.variant) is None]
+    if len(timed) < len(impls):
+        progress.update(f"{label}: per-image pipeline not applicable", n=len(impls) - len(timed))
+    records = [
+        {
+            "shape": shape_dict(shape),
+            "variant": shape.variant,
+            "dtype": dtype_name,
+            "pass": pass_,
+            "impl": impl,
+            "label": impl_label(impl),
+            "status": "ok",
+            "reason": None,
+            "floor_bytes": floor_bytes(shape, dtype),
+        }
+        for impl in timed
+    ]
+
+    def prepare_record(rec):
+        fn, first_s, err = prepare(rec["impl"], inp, expected, device, dtype)
+        rec["out_err"] = err
+        rec["compile_s"] = first_s if rec["impl"] == "compile" else None
+        if not err <= TOLERANCE[dtype]:
+            rec["status"] = "mismatch"
+            rec["reason"] = f"vs float64 formula: output off by {err:.2e} (of max |out|)"
+        return fn, None
+
+    common.measure_group(
+        records,
+        prepare_record,
+        lambda rec, timing: finish_record(rec, timing, copy_gbps, shape.n),
+        device,
+        effort,
+        progress,
+        label,
+    )
+    common.add_speedups(records, "eager", "speedup_vs_eager")
+    common.add_speedups(records, "compile", "speedup_vs_compile")
+    return records
+
+
+# --- driver -----------------------------------------------------------------------------------
+
+
+def shape_dict(shape: Shape) -> dict:
+    return {
+        "variant": shape.variant,
+        "n": shape.n,
+        "h": shape.h,
+        "w": shape.w,
+        "c": shape.c,
+        "label": shape.label,
+        "name": shape.name,
+    }
+
+
+def parse_shapes(text: str) -> list[Shape]:
+    """``[variant:]NxHxWxC`` items; without a variant, every variant of that size."""
+    shapes = []
+    for item in text.split(","):
+        variant, _, size = item.strip().rpartition(":")
+        n, h, w, c = (int(v) for v in size.lower().split("x"))
+        if variant and variant not in VARIANTS:
+            raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        for v in [variant] if variant else VARIANTS:
+            shapes.append(Shape(v, n, h, w, c, "custom"))
+    return shapes
+
+
+SPEC = common.BenchSpec(
+    benchmark=BENCHMARK,
+    doc=__doc__,
+    call=(
+        "cookbook_ops.normalize_images(images_nhwc_uint8, mean, std, flip=..., mixup=..., "
+        "out_dtype=...) vs torchvision v2 to_dtype(scale=True) + normalize + masked flip + "
+        "blend + permute"
+    ),
+    impls=IMPLS,
+    passes=PASSES,
+    dtypes=DTYPES,
+    shapes=SHAPES,
+    quick_shapes=QUICK_SHAPES,
+    effort=EFFORT,
+    shapes_help=(
+        "[variant:]NxHxWxC list, e.g. 64x224x224x3,flip:256x224x224x3; variants: "
+        + ", ".join(VARIANTS)
+    ),
+    parse_shapes=parse_shapes,
+    shape_dict=shape_dict,
+    unavailable_reason=unavailable_reason,
+    run_group=run_group,
+    config={"mean": MEAN, "std": STD, "output_layout": "NCHW contiguous"},
+    extra={
+        "floor_note": (
+            "memory floor: each value read once as uint8 and written once in the output dtype, "
+            "N*H*W*C*(1 + output bytes); mixup's second read is not counted. GB/s = floor "
+            "bytes / time; of floor = floor time / time."
+        ),
+        "notes": NOTES,
+    },
+)
+
+
+def images_per_second_table(run: dict) -> str:
+    """Images per second of every implementation, and the CPU target, per group."""
+    groups: dict[tuple, dict] = {}
+    for rec in run.get("results", []):
+        key = (rec["shape"]["label"], rec["dtype"])
+        if rec.get("images_per_s") is not None:
+            groups.setdefault(key, {})[rec["impl"]] = rec
+    impls = [i for i in IMPLS if any(i in g for g in groups.values())]
+    head = ["shape", "dtype", *[impl_label(i) for i in impls]]
+    device = run.get("config", {}).get("device", "")
+    if device.startswith("cpu"):
+        head.append(f"cpu vs chain (target >= {CPU_TARGET_VS_EAGER:g}x)")
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    for (label, dtype), recs in groups.items():
+        row = [label, make_report.SHORT_DTYPE.get(dtype, dtype)]
+        row += [f"{recs[i]['images_per_s']:.0f}" if i in recs else "-" for i in impls]
+        if device.startswith("cpu"):
+            cpu, eager = recs.get("cpu"), recs.get("eager")
+            if cpu and eager:
+                ratio = eager["median_ms"] / cpu["median_ms"]
+                met = "met" if ratio >= CPU_TARGET_VS_EAGER else "NOT met"
+                row.append(f"{ratio:.2f}x ({met})")
+            else:
+                row.append("-")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    args = common.parse_args(SPEC, argv)
+    status = common.main(SPEC, argv)
+    stem = f"{BENCHMARK}-{torch.device(args.device).type}" + ("-quick" if args.quick else "")
+    json_path = Path(args.out) / f"{stem}.json"
+    if json_path.exists():
+        run = json.loads(json_path.read_text())
+        table = images_per_second_table(run)
+        print("\nimages per second:\n\n" + table, flush=True)
+        md_path = json_path.with_suffix(".md")
+        if md_path.exists():
+            md_path.write_text(md_path.read_text() + "\n## Images per second\n\n" + table)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
