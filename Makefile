@@ -13,12 +13,21 @@ DEVICE ?= $(shell nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 setup:
 	bash tools/bootstrap.sh
 
-# A failing (mismatching) first benchmark must not keep the second from running; the target
-# still fails if either does.
+# Every benchmark runs even when an earlier one fails (a mismatch, an error) or its script is
+# missing; the target fails if any did, and says which.
+BENCHMARKS := label_smoothing_cross_entropy bilinear_pool mixup mixup_cross_entropy normalize_images
+
 bench: setup
-	$(PY) benchmarks/bench_label_smoothing_cross_entropy.py --device $(DEVICE) --out benchmarks/out; \
-	status=$$?; \
-	$(PY) benchmarks/bench_bilinear_pool.py --device $(DEVICE) --out benchmarks/out && exit $$status
+	@failed=""; \
+	for name in $(BENCHMARKS); do \
+	  script=benchmarks/bench_$$name.py; \
+	  if [ ! -f "$$script" ]; then \
+	    echo "bench: $$script is missing" >&2; failed="$$failed $$name(missing)"; continue; \
+	  fi; \
+	  echo "+ $(PY) $$script --device $(DEVICE) --out benchmarks/out"; \
+	  $(PY) "$$script" --device $(DEVICE) --out benchmarks/out || failed="$$failed $$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "bench: failed:$$failed" >&2; exit 1; fi
 
 test: setup
 	COOKBOOK_OPS_EXPECT_EXTENSION=1 $(PY) -m pytest tests -q
