@@ -148,23 +148,29 @@ def test_pairing_and_mode_structure(mode, pairing):
 
 @pytest.mark.parametrize("device,backend", backend_params(_library.CUTMIX_FORWARD))
 @pytest.mark.parametrize("kind", ["cutmix", "both", "minmax"])
-@pytest.mark.parametrize("mode", ["batch", "elem"])
-def test_cutmix_and_both_match_box_copy(device, backend, kind, mode):
+@pytest.mark.parametrize(
+    "mode,pairing", [("batch", "permutation"), ("pair", "pairs"), ("elem", "flip")]
+)
+def test_cutmix_and_both_match_box_copy(device, backend, kind, mode, pairing):
     dtypes = [torch.float32] if backend == "triton" else FLOATS + [torch.uint8]
     for dtype in dtypes:
         x, target = batch(n=8, dtype=dtype, device=device)
-        for seed in range(3):
-            kw = dict(MIX_KINDS[kind], mode=mode, backend=backend)
+        choices = set()
+        for seed in range(8 if mode == "batch" else 3):
+            kw = dict(MIX_KINDS[kind], mode=mode, pairing=pairing, backend=backend)
             out, mt, params = sample_and_call(kw, x, target, device, seed)
             assert torch.equal(partners(mt), params.index)
             assert torch.equal(mt.lam, params.lam)
             assert_close(out, expected_output(x, params), dtype)
+            if params.use_cutmix is not None:
+                choices.update(params.use_cutmix.tolist())
+        assert choices == ({False, True} if kind == "both" else set())
 
 
 def test_pair_mode_cutmix_swaps_one_box():
     x, target = batch(n=8)
     for pairing in ("flip", "pairs"):
-        kw = dict(MIX_KINDS["cutmix"], mode="pair", pairing=pairing)
+        kw = dict(MIX_KINDS["cutmix"], mode="pair", pairing=pairing, switch_prob=1.0)
         out, mt, params = sample_and_call(kw, x, target, "cpu")
         index = params.index
         assert torch.equal(params.boxes, params.boxes[index])  # partners share one box

@@ -7,10 +7,14 @@ configuration (which alphas are active, mode, pairing) picks Python branches, so
 ``Mixup`` always runs the same ops.
 
 Cost per call: a few tiny (N,)-sized ops to draw the parameters, then one blend kernel when
-only mixup or only CutMix is active. When both are active the per-sample choice is made with
-``torch.where(use_cutmix, cutmix(x), mixup(x))``: both blends run over the whole batch, so
-that case moves about three times the bytes of the single-alpha cases (reads x four times,
-writes three batch-sized tensors, instead of two reads and one write).
+only mixup or only CutMix is active (mixup reads x twice and writes once; CutMix reads once
+and writes once). With both active, in "batch" and "pair" mode partners share the mixup/CutMix
+choice, so a mixup pass (lam = 1 for CutMix samples) followed by a CutMix pass (empty boxes
+for mixup samples) gives the mix: two launches, five batch-sized transfers. In "elem" mode a
+sample's partner may have made the other choice, so both blends run over the whole batch and
+``torch.where(use_cutmix, cutmix(x), mixup(x))`` picks per sample: three launches and eight
+transfers (x read three times, both blends written and read back, the result written), about
+2.7x the bytes of mixup alone.
 """
 
 from __future__ import annotations
@@ -399,8 +403,8 @@ class Mixup(nn.Module):
         return MixParams(index, lam, boxes, use_cutmix)
 
     def blend(self, x: torch.Tensor, params: MixParams) -> torch.Tensor:
-        """Mix x with the drawn parameters: one blend kernel when only mixup or only CutMix
-        is active, both plus a select when both are."""
+        """Mix x with the drawn parameters (see the module docstring for what each case
+        costs)."""
         backend = self.backend
         if not self._uses_cutmix:
             in_place = not (x.requires_grad and torch.is_grad_enabled()) and (
@@ -409,9 +413,15 @@ class Mixup(nn.Module):
             if self.pairing == "pairs" and in_place:
                 return mixup_pairs_(x, params.lam, params.index, backend=backend)
             return mixup(x, params.lam, params.index, backend=backend)
-        cut, _ = cutmix(x, params.boxes, params.index, backend=backend)
         if not self._uses_mixup:
-            return cut
+            return cutmix(x, params.boxes, params.index, backend=backend)[0]
+        if self.mode != "elem":
+            # A CutMix sample's partner is a CutMix sample too, left as it was by the mixup
+            # pass, so the CutMix pass copies original pixels into the box.
+            lam = torch.where(params.use_cutmix, 1.0, params.lam)
+            mixed = mixup(x, lam, params.index, backend=backend)
+            return cutmix(mixed, params.boxes, params.index, backend=backend)[0]
+        cut, _ = cutmix(x, params.boxes, params.index, backend=backend)
         mixed = mixup(x, params.lam, params.index, backend=backend)
         return torch.where(params.use_cutmix.view(-1, 1, 1, 1), cut, mixed)
 
