@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one script for a borrowed GPU machine (H100/H200, no internet): build the extension for
 # sm_90, run the test suite on CUDA, run every CUDA kernel once under compute-sanitizer, run the
-# benchmarks (cross-entropy, then bilinear pooling), and leave everything under $OUT. Run from the repository root:
+# benchmarks (every op's, see DEVICE_CHECK_BENCHES), and leave everything under $OUT. Run from
+# the repository root:
 #
 #     OUT=/path/to/empty/dir [BENCH_GIT_COMMIT=<sha>] bash benchmarks/device_check.sh
 #
@@ -10,7 +11,11 @@
 # DEVICE_CHECK_TOTAL_S seconds (default 285, leaving room for a rerun in a 15-minute lease); a
 # stage that fails or times out is recorded and the later stages still run. Exit status 0 means
 # every stage passed. DEVICE_CHECK_STAGES=build,build_info,bench (say) runs only those stages,
-# for a rerun that needs less than the whole check.
+# for a rerun that needs less than the whole check. All ops no longer fit one run's sanitizer
+# and bench stages: DEVICE_CHECK_SANITIZER_OPS=mixup,cutmix (the --ops of sanitizer_cases.py;
+# default all) and DEVICE_CHECK_BENCHES=mixup:1,mixup_cross_entropy:1 (benchmark:weight items,
+# each benchmark's share of the bench stage in proportion to its weight) narrow them to the ops
+# under test.
 
 set -u -o pipefail
 
@@ -20,6 +25,8 @@ OUT="$(cd "$OUT" && pwd)"
 export PY="${PYTHON:-$(command -v python || command -v python3)}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONUNBUFFERED=1
 TOTAL_S="${DEVICE_CHECK_TOTAL_S:-285}"
+export SANITIZER_OPS="${DEVICE_CHECK_SANITIZER_OPS:-}"
+export BENCHES="${DEVICE_CHECK_BENCHES:-label_smoothing_cross_entropy:2,bilinear_pool:1,mixup:3,mixup_cross_entropy:2,normalize_images:2}"
 SELECTED=",${DEVICE_CHECK_STAGES:-gpu,build,build_info,tests,sanitizer,bench},"
 START=$(date +%s)
 STAGES_TSV="$OUT/stages.tsv"
@@ -101,12 +108,20 @@ run_stage build 150 140 '
 
 run_stage build_info 45 130 '
   "$PY" -c "import cookbook_ops; print(cookbook_ops.build_info())"
-  "$PY" -c "
-import sys, cookbook_ops
-backends = cookbook_ops.available_backends(\"cuda\")
-print(\"CUDA backends:\", backends)
-sys.exit(0 if \"cuda\" in backends else \"the CUDA kernels are not available\")
-"
+  # Kernels land op by op: list which ops have CUDA and Triton kernels; fail only when the
+  # extension has none at all (a CPU-only build, or one that did not load).
+  "$PY" - <<"EOF"
+import sys
+
+import cookbook_ops
+
+info = cookbook_ops.build_info()
+kernels = info["kernels_per_op"]
+for op, k in kernels.items():
+    print("%-40s cuda=%-5s triton=%s" % (op, k["cuda"], k["triton"]))
+if not any(k["cuda"] for k in kernels.values()):
+    sys.exit("no CUDA kernels are available: %s" % info.get("extension_error"))
+EOF
 '
 
 run_stage tests 100 100 '
@@ -118,33 +133,53 @@ run_stage tests 100 100 '
 run_stage sanitizer 60 70 '
   if [ -z "$SANITIZER" ]; then echo "compute-sanitizer not found"; exit 3; fi
   # No caching allocator: each tensor its own cudaMalloc, so an overrun is visible to memcheck.
+  ops=()
+  [ -n "$SANITIZER_OPS" ] && ops=(--ops "$SANITIZER_OPS")
   PYTORCH_NO_CUDA_MEMORY_CACHING=1 "$SANITIZER" --tool memcheck --error-exitcode 99 \
-    "$PY" benchmarks/sanitizer_cases.py --device cuda >"$OUT/sanitizer.log" 2>&1
+    "$PY" benchmarks/sanitizer_cases.py --device cuda ${ops[@]+"${ops[@]}"} >"$OUT/sanitizer.log" 2>&1
   rc=$?
-  grep -E "ERROR SUMMARY|failing case|FAIL" "$OUT/sanitizer.log" | head -n 20
+  grep -E "ERROR SUMMARY|failing case|FAIL|no kernel" "$OUT/sanitizer.log" | head -n 20
   tail -n 5 "$OUT/sanitizer.log"
   exit $rc
 '
 
-# Both benchmarks share the stage: cross-entropy gets 60% of it, bilinear pooling whatever is
-# left when it ends (its shapes are few and small). Each stops starting new cases once its
-# budget is spent and still writes its results, so its budget is its share less the longest
-# case and the writing; its own timeout keeps an overrun from eating the other's share.
+# The benchmarks share the stage in proportion to their weights in BENCHES; each one's share
+# is recomputed from the time actually left when it starts, so what an early one leaves unused
+# goes to the later ones. A benchmark stops starting new cases once its budget is spent and
+# still writes its results, so its budget is its share less the longest case and the writing;
+# its own timeout keeps an overrun from eating the others' shares. A missing script is
+# reported and fails the stage without stopping the others.
 run_stage bench 240 10 '
   t0=$(date +%s)
   budget() { echo $(($1 > 45 ? $1 - 35 : 10)); }
-  share=$((STAGE_LIMIT * 6 / 10))
-  timeout --kill-after=5 "$share" \
-    "$PY" benchmarks/bench_label_smoothing_cross_entropy.py --device cuda --out "$OUT/bench" \
-    --time-budget "$(budget "$share")"
-  rc=$?
-  left=$((STAGE_LIMIT - ($(date +%s) - t0) - 5))
-  timeout --kill-after=5 "$left" \
-    "$PY" benchmarks/bench_bilinear_pool.py --device cuda --out "$OUT/bench" \
-    --time-budget "$(budget "$left")"
-  rc2=$?
+  IFS=, read -r -a items <<<"$BENCHES"
+  weight_left=0
+  for item in "${items[@]}"; do
+    [ -f "benchmarks/bench_${item%%:*}.py" ] && weight_left=$((weight_left + ${item#*:}))
+  done
+  rc=0
+  for item in "${items[@]}"; do
+    name=${item%%:*} weight=${item#*:}
+    script=benchmarks/bench_$name.py
+    if [ ! -f "$script" ]; then
+      echo "--- $name: $script is missing"
+      rc=1
+      continue
+    fi
+    left=$((STAGE_LIMIT - ($(date +%s) - t0) - 5))
+    share=$((left * weight / weight_left))
+    weight_left=$((weight_left - weight))
+    if ((share < 15)); then
+      echo "--- $name: skipped, ${share}s left for it"
+      rc=1
+      continue
+    fi
+    echo "--- $name (${share}s)"
+    timeout --kill-after=5 "$share" \
+      "$PY" "$script" --device cuda --out "$OUT/bench" --time-budget "$(budget "$share")" || rc=1
+  done
   cp "$OUT"/bench/*.json "$OUT"/bench/*.md "$OUT"/ 2>/dev/null
-  exit $((rc != 0 ? rc : rc2))
+  exit $rc
 '
 
 echo
