@@ -335,10 +335,10 @@ class Mixup(nn.Module):
         tensor ops only (no host sync). Deterministic given the generator's state."""
         self._check_generator(x.device)
         n, device, g = x.shape[0], x.device, self.generator
-        index = self._partners(n, device)
-        position = torch.arange(n, device=device)
         if not self.mixup_enabled:
             return _identity_params(n, device, self._uses_mixup, self._uses_cutmix)
+        index = self._partners(n, device)
+        position = torch.arange(n, device=device)
 
         # One draw per group: the batch, a pair of partners (keyed by its smaller index) or a
         # sample; group[i] says which draw sample i uses.
