@@ -331,12 +331,14 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
 
 
-def not_applicable(impl: str, variant: str, pass_: str, device: str) -> str | None:
+def not_applicable(impl: str, variant: str, pass_: str, device: str, n: int = 2) -> str | None:
     """Why ``impl`` has no row in one (variant, pass) group, or None if it has one."""
     if pass_ != "fwd" and variant in FORWARD_ONLY:
         return "forward only (works in place on data)"
     if impl == "timm" and pass_ != "fwd":
         return "timm's Mixup mixes in place, without gradients"
+    if impl == "timm" and n % 2:
+        return "timm's Mixup needs an even batch"
     if impl in OUR_BACKENDS and impl not in _available_backends(device, forward_op(variant)):
         return f"no {impl} kernel for {forward_op(variant)}"
     return None
@@ -510,15 +512,24 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
     label = f"{shape.label} {dtype_name} {pass_}"
     if pass_ != "fwd" and shape.variant in FORWARD_ONLY:
         progress.update(f"{label}: forward only", n=len(impls))
+        note = f"{shape.variant} is timed forward only: it works in place on data"
+        if note not in NOTES:
+            NOTES.append(note)
         return []
     torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
     inp = make_inputs(shape, dtype, device)
     expected = expected_outputs(shape, inp, pass_)
     timed, skipped = [], []
     for impl in impls:
-        (skipped if not_applicable(impl, shape.variant, pass_, device) else timed).append(impl)
+        reason = not_applicable(impl, shape.variant, pass_, device, shape.n)
+        (skipped if reason else timed).append(impl)
     if skipped:
         progress.update(f"{label}: not applicable: {', '.join(skipped)}", n=len(skipped))
+        for impl in skipped:
+            why = not_applicable(impl, shape.variant, pass_, device, shape.n)
+            note = f"{impl} has no row where {why}"
+            if note not in NOTES:
+                NOTES.append(note)
 
     records = [
         {

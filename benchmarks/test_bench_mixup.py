@@ -33,7 +33,7 @@ ROUNDS = {"cpu": 20, "cuda": 50}
 )
 def test_mixup(benchmark, impl, device, shape, dtype_name, pass_):
     reason = bench.unavailable_reason(impl, device) or bench.not_applicable(
-        impl, shape.variant, pass_, device
+        impl, shape.variant, pass_, device, shape.n
     )
     if reason is not None:
         pytest.skip(reason)
