@@ -7,8 +7,13 @@ with w = 1 and W = C without class weights. Backward reads the logits once more,
 saved by forward, and writes
     grad_c = g (((on-off) w_y + off W) p_c - (on-off) w_y [c == y] - off w_c).
 
-The target enters only through ``_load_target``, ``_gather_class_weight`` and
-``_subtract_target``, so a two-target (mixup) kernel can reuse the streaming loops unchanged.
+The target enters only through ``_load_target``, ``_gather_class_weight`` and the target
+subtraction, so the mixup cross-entropy kernels are the same loops with a second target slot:
+forward gathers one more logit per row and writes loss (N, 2); backward folds both slots into
+per-row constants, g_k being slot k's incoming gradient (0 where ignored),
+    grad_c = (sum_k g_k ((on-off) w_yk + off W)) p_c - sum_k (on-off) g_k w_yk [c == y_k]
+             - off (sum_k g_k) w_c,
+where sum_k g_k is not 1 in general (lam, the reduction and ignored slots all enter it).
 
 ``on``/``off``/``ignore_index`` are runtime arguments: a smoothing schedule never recompiles.
 """
@@ -286,6 +291,10 @@ def _store_softmax_grad(
         else:
             grad = softmax_coef[:, None] * p - uniform_coef[:, None]
         if TWO_TARGETS:
+            # Compared against the chunk-relative target (one subtraction per row per chunk)
+            # rather than the absolute column: sm_90 then keeps the long-row loop at ~40
+            # registers instead of ~55, the occupancy of the one-target kernel. Two selects,
+            # not one: when y_a == y_b both slots' terms apply.
             rel_a = y_a_safe.to(tl.int32) - start
             rel_b = y_b_safe.to(tl.int32) - start
             grad = tl.where(cols0[None, :] == rel_a[:, None], grad - coef_a[:, None], grad)
@@ -478,12 +487,8 @@ def _mixup_ce_backward_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_C: tl.constexpr,
 ):
-    """The backward kernel with both slots folded into per-row constants: with g_k the
-    slot gradients (0 for an ignored slot),
-        grad_c = (sum_k g_k ((on-off) w_yk + off W)) p_c - off (sum_k g_k) w_c
-                 - sum_k (on-off) g_k w_yk [c == y_k].
-    sum_k g_k is not 1 in general (lam, the reduction and ignored slots all enter it), so the
-    off terms scale with it rather than with a fixed total."""
+    """The backward kernel with both slots folded into per-row constants (module docstring).
+    grad_loss may have any strides; an out-of-range target in either slot makes the row NaN."""
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
     rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
     n_cols_aligned = _aligned_length(n_cols, ALIGN)
