@@ -1,5 +1,5 @@
-// Label-smoothed cross-entropy, CUDA kernels. The math is that of
-// cookbook_ops/reference/label_smoothing_cross_entropy.py.
+// Label-smoothed cross-entropy and its two-target (mixup) form, CUDA kernels. The math is that
+// of cookbook_ops/reference/label_smoothing_cross_entropy.py and mixup_cross_entropy.py.
 //
 // Forward makes one pass over each row of logits and keeps, per thread, an online softmax
 // state (running max m, sum of exp(x - m) rescaled whenever m grows), the sums of x - m and
@@ -19,9 +19,13 @@
 // [0, C) gives a NaN loss and a NaN gradient row: no out-of-bounds read, no device assert and
 // no host sync (the Python layer raises a clear error for CPU tensors, where that is free).
 //
-// The per-row targets come from a `Targets` source that yields kSlots (class, share) pairs,
-// q = sum_k share_k * q(y_k); the plain loss uses one slot with share 1. A mixup source with
-// two slots and a per-row lambda plugs into the same kernels.
+// The per-row targets come from a `Targets` source that yields kSlots class indices: one for
+// the plain loss, two (target_a, target_b) for mixup. Every slot is a loss of its own: forward
+// writes loss[row, k] for each slot from the one pass (max, sum-exp, sums and argmax do not
+// depend on the target), and backward sums the slots' gradients, each scaled by its own
+// grad_loss[row, k]. The rules above hold slot by slot: an ignored slot contributes nothing,
+// an out-of-range slot makes its loss NaN and the whole gradient row NaN. lam never reaches the
+// kernels (the Python layer mixes the two losses).
 
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -64,10 +68,9 @@ constexpr int vectors_in_flight() {
 
 // --- row targets ----------------------------------------------------------------------------
 
-template <typename acc_t, int kSlots>
+template <int kSlots>
 struct RowTargets {
   int64_t y[kSlots];
-  acc_t share[kSlots];  // weight of slot k in the target mixture; the shares sum to 1
 };
 
 // One class index per row.
@@ -76,27 +79,35 @@ struct SingleTarget {
   const int64_t* target;
   int64_t stride;
 
-  template <typename acc_t>
-  __device__ __forceinline__ RowTargets<acc_t, 1> load(int64_t row) const {
-    RowTargets<acc_t, 1> t;
+  __device__ __forceinline__ RowTargets<1> load(int64_t row) const {
+    RowTargets<1> t;
     t.y[0] = target[row * stride];
-    t.share[0] = acc_t(1);
     return t;
   }
 };
 
-enum class RowKind { kValid, kIgnored, kInvalid };
+// Mixup: the row's own target (slot 0, the one the correct flag compares with) and its
+// partner's (slot 1).
+struct TargetPair {
+  static constexpr int kSlots = 2;
+  const int64_t* target_a;
+  int64_t stride_a;
+  const int64_t* target_b;
+  int64_t stride_b;
 
-// Slot 0 decides whether the row is ignored; any slot outside [0, C) poisons the row.
-template <typename acc_t, int kSlots>
-__device__ __forceinline__ RowKind classify(const RowTargets<acc_t, kSlots>& t, int64_t n_cols,
-                                            int64_t ignore_index) {
-  if (t.y[0] == ignore_index) return RowKind::kIgnored;
-#pragma unroll
-  for (int k = 0; k < kSlots; ++k) {
-    if (t.y[k] < 0 || t.y[k] >= n_cols) return RowKind::kInvalid;
+  __device__ __forceinline__ RowTargets<2> load(int64_t row) const {
+    RowTargets<2> t;
+    t.y[0] = target_a[row * stride_a];
+    t.y[1] = target_b[row * stride_b];
+    return t;
   }
-  return RowKind::kValid;
+};
+
+enum class SlotKind { kValid, kIgnored, kInvalid };
+
+__device__ __forceinline__ SlotKind classify(int64_t y, int64_t n_cols, int64_t ignore_index) {
+  if (y == ignore_index) return SlotKind::kIgnored;
+  return (y < 0 || y >= n_cols) ? SlotKind::kInvalid : SlotKind::kValid;
 }
 
 // --- online softmax state -------------------------------------------------------------------
@@ -215,7 +226,7 @@ struct ForwardParams {
   at::opmath_type<scalar_t> off_value;
   int64_t ignore_index;
   int log2_group;
-  at::opmath_type<scalar_t>* loss;
+  at::opmath_type<scalar_t>* loss;  // (N, kSlots) contiguous
   at::opmath_type<scalar_t>* lse;
   bool* correct;
 };
@@ -310,18 +321,20 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
 
   // The writing lane fetches its target-dependent values before streaming the row, so their
   // latency hides behind it.
-  RowTargets<acc_t, kSlots> t{};
-  RowKind kind = RowKind::kIgnored;
+  RowTargets<kSlots> t{};
+  SlotKind kind[kSlots];
+#pragma unroll
+  for (int k = 0; k < kSlots; ++k) kind[k] = SlotKind::kIgnored;
   acc_t x_y[kSlots];
   acc_t w_y[kSlots];
   if (active && lane == 0) {
-    t = targets.template load<acc_t>(row);
-    kind = classify(t, n_cols, p.ignore_index);
+    t = targets.load(row);
 #pragma unroll
     for (int k = 0; k < kSlots; ++k) {
+      kind[k] = classify(t.y[k], n_cols, p.ignore_index);
       x_y[k] = acc_t(0);
       w_y[k] = acc_t(1);
-      if (kind == RowKind::kValid) {
+      if (kind[k] == SlotKind::kValid) {
         x_y[k] = VecIO<scalar_t>::load(x + t.y[k]);
         if constexpr (kWeighted) w_y[k] = __ldg(p.weight + t.y[k]);
       }
@@ -347,31 +360,37 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
   // No column compares above -inf only when every logit is -inf: argmax is then column 0.
   const int64_t argmax = r.m == -infinity<acc_t>() ? 0 : r.idx;
 
-  acc_t loss = acc_t(0);
-  if (kind == RowKind::kInvalid) {
-    loss = quiet_nan<acc_t>();
-  } else if (kind == RowKind::kValid) {
-    // (m - x_y) + log s rather than lse - x_y: exact cancellation when x_y is the max.
-    acc_t target_part = acc_t(0);
+  bool any_invalid = false;
 #pragma unroll
-    for (int k = 0; k < kSlots; ++k) {
-      target_part += t.share[k] * w_y[k] * ((ref - x_y[k]) + log_s);
+  for (int k = 0; k < kSlots; ++k) {
+    acc_t loss = acc_t(0);
+    if (kind[k] == SlotKind::kInvalid) {
+      loss = quiet_nan<acc_t>();
+      any_invalid = true;
+    } else if (kind[k] == SlotKind::kValid) {
+      // (m - x_y) + log s rather than lse - x_y: exact cancellation when x_y is the max.
+      const acc_t target_part = w_y[k] * ((ref - x_y[k]) + log_s);
+      // sum_c w_c (lse - x_c), with this row's own sum of weights so that the identity is
+      // exact; the same for every slot.
+      const acc_t smooth =
+          kWeighted ? r.wn * log_s - r.wd : static_cast<acc_t>(n_cols) * log_s - r.d;
+      loss = (p.on_value - p.off_value) * target_part + p.off_value * smooth;
     }
-    // sum_c w_c (lse - x_c), with this row's own sum of weights so that the identity is exact.
-    const acc_t smooth = kWeighted ? r.wn * log_s - r.wd : static_cast<acc_t>(n_cols) * log_s - r.d;
-    loss = (p.on_value - p.off_value) * target_part + p.off_value * smooth;
+    p.loss[row * kSlots + k] = loss;
   }
-  p.loss[row] = loss;
   p.lse[row] = lse;
-  p.correct[row] = n_cols > 0 && argmax == t.y[0];
+  // With one slot an out-of-range target never equals the argmax anyway; with two, a row with
+  // either target out of range (a NaN loss and gradient) does not count as correct.
+  p.correct[row] = n_cols > 0 && argmax == t.y[0] && (kSlots == 1 || !any_invalid);
 }
 
 // --- backward -------------------------------------------------------------------------------
 
 template <typename scalar_t>
 struct BackwardParams {
-  const at::opmath_type<scalar_t>* grad_loss;
+  const at::opmath_type<scalar_t>* grad_loss;  // (N,) or (N, kSlots), read by strides
   int64_t grad_loss_stride;
+  int64_t grad_loss_slot_stride;
   const scalar_t* logits;
   int64_t row_stride;
   const at::opmath_type<scalar_t>* lse;
@@ -387,8 +406,10 @@ struct BackwardParams {
   scalar_t* grad;  // (N, C) contiguous
 };
 
-// d loss / d x_c = g * (a * p_c - off * w_c) - sum_k g * (on - off) * share_k * w_{y_k} [c == y_k]
-// with a = (on - off) * sum_k share_k w_{y_k} + off * W and p_c = exp(x_c - lse).
+// Summed over the non-ignored slots k, each with its own g_k = grad_loss[row, k]:
+// d loss / d x_c = a * p_c - G * off * w_c - sum_k g_k * (on - off) * w_{y_k} [c == y_k]
+// with a = sum_k g_k ((on - off) w_{y_k} + off W), G = sum_k g_k and p_c = exp(x_c - lse).
+// The g_k are arbitrary (they need not sum to 1), so the off part scales with G.
 template <typename scalar_t, bool kWeighted, int kSlots>
 struct BackwardVisitor {
   using acc_t = at::opmath_type<scalar_t>;
@@ -400,10 +421,10 @@ struct BackwardVisitor {
   const acc_t* weight;
   bool weight_aligned;
   acc_t lse;
-  acc_t g_softmax;  // g * a
-  acc_t g_off;      // g * off
-  int64_t y[kSlots];
-  acc_t g_target[kSlots];  // g * (on - off) * share_k * w_{y_k}, removed at column y_k
+  acc_t g_softmax;         // a
+  acc_t g_off;             // G * off
+  int64_t y[kSlots];       // -1 for an ignored slot: matches no column
+  acc_t g_target[kSlots];  // g_k * (on - off) * w_{y_k}, removed at column y_k
 
   __device__ __forceinline__ acc_t grad(acc_t xv, acc_t w) const {
     return fma(g_softmax, opmath_exp(xv - lse), -g_off * w);
@@ -489,11 +510,20 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
   scalar_t* out = p.grad + row * n_cols;
   const int64_t out_head = std::min<int64_t>(n_cols, elements_to_alignment(out));
 
-  const RowTargets<acc_t, kSlots> t = targets.template load<acc_t>(row);
-  const RowKind kind = classify(t, n_cols, p.ignore_index);
-  if (kind != RowKind::kValid) {
-    // Nothing to read: the row is all zeros (ignored) or all NaN (target out of range).
-    const acc_t value = kind == RowKind::kIgnored ? acc_t(0) : quiet_nan<acc_t>();
+  const RowTargets<kSlots> t = targets.load(row);
+  SlotKind kind[kSlots];
+  bool any_invalid = false;
+  bool all_ignored = true;
+#pragma unroll
+  for (int k = 0; k < kSlots; ++k) {
+    kind[k] = classify(t.y[k], n_cols, p.ignore_index);
+    any_invalid |= kind[k] == SlotKind::kInvalid;
+    all_ignored &= kind[k] == SlotKind::kIgnored;
+  }
+  if (any_invalid || all_ignored) {
+    // Nothing to read: the row is all zeros (every slot ignored) or all NaN (a target out of
+    // range: its gradient is NaN, and so is any sum with it).
+    const acc_t value = any_invalid ? quiet_nan<acc_t>() : acc_t(0);
     acc_t values[kVec];
 #pragma unroll
     for (int j = 0; j < kVec; ++j) values[j] = value;
@@ -502,25 +532,32 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
     return;
   }
 
-  const acc_t g = p.grad_loss[row * p.grad_loss_stride];
   const acc_t on_off = p.on_value - p.off_value;
+  const acc_t total_w = kWeighted ? *p.weight_sum : static_cast<acc_t>(n_cols);
   BackwardVisitor<scalar_t, kWeighted, kSlots> v;
   v.x = x;
   v.out = out;
   v.weight = p.weight;
   v.lse = p.lse[row * p.lse_stride];
-  acc_t target_w = acc_t(0);
+  acc_t g_sum = acc_t(0);
+  v.g_softmax = acc_t(0);
 #pragma unroll
   for (int k = 0; k < kSlots; ++k) {
-    const acc_t w_y = kWeighted ? __ldg(p.weight + t.y[k]) : acc_t(1);
-    const acc_t share_w = t.share[k] * w_y;
-    target_w += share_w;
-    v.y[k] = t.y[k];
-    v.g_target[k] = g * (on_off * share_w);
+    // One slot is valid here (the others returned above); two may have one ignored slot.
+    v.y[k] = -1;
+    v.g_target[k] = acc_t(0);
+    if (kSlots == 1 || kind[k] == SlotKind::kValid) {
+      const acc_t g = p.grad_loss[row * p.grad_loss_stride + k * p.grad_loss_slot_stride];
+      const acc_t w_y = kWeighted ? __ldg(p.weight + t.y[k]) : acc_t(1);
+      const acc_t a = g * (on_off * w_y + p.off_value * total_w);
+      // Assigned, not added to 0, for the first slot: one slot computes exactly as ever.
+      v.g_softmax = k == 0 ? a : v.g_softmax + a;
+      g_sum = k == 0 ? g : g_sum + g;
+      v.y[k] = t.y[k];
+      v.g_target[k] = g * (on_off * w_y);
+    }
   }
-  const acc_t total_w = kWeighted ? *p.weight_sum : static_cast<acc_t>(n_cols);
-  v.g_softmax = g * (on_off * target_w + p.off_value * total_w);
-  v.g_off = g * p.off_value;
+  v.g_off = g_sum * p.off_value;
 
   // Vectors need the input and output rows at the same offset from a 16-byte boundary; the
   // output is contiguous, so this fails only for odd input row strides or a misaligned input
@@ -569,24 +606,14 @@ RowLaunch plan_rows(int64_t n_rows, int64_t n_cols, int vec, int max_threads) {
   return plan;
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor> label_smoothing_cross_entropy_forward_cuda(
-    const at::Tensor& logits_in, const at::Tensor& target, const std::optional<at::Tensor>& weight,
-    double on_value, double off_value, int64_t ignore_index) {
-  check_cross_entropy_args(logits_in, target, weight);
-  TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const int64_t n_rows = logits_in.size(0);
-  const int64_t n_cols = logits_in.size(1);
-  // Rows must have unit stride along C; any row stride is fine.
-  const at::Tensor logits =
-      (n_cols > 1 && logits_in.stride(1) != 1) ? logits_in.contiguous() : logits_in;
-  const auto opmath = opmath_scalar_type(logits.scalar_type());
-  auto loss = at::empty({n_rows}, logits.options().dtype(opmath));
-  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
-  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
-  if (n_rows == 0) return {loss, lse, correct};
-
+// Launches the forward kernel for any target source. logits has unit stride along C; loss is
+// (N, kSlots), lse and correct (N,), all contiguous; N > 0.
+template <typename Targets>
+void launch_forward(const at::Tensor& logits, const std::optional<at::Tensor>& weight,
+                    double on_value, double off_value, int64_t ignore_index, const Targets& targets,
+                    at::Tensor& loss, at::Tensor& lse, at::Tensor& correct) {
+  const int64_t n_rows = logits.size(0);
+  const int64_t n_cols = logits.size(1);
   const at::Tensor weight_c = weight.has_value() ? weight->contiguous() : at::Tensor();
   const auto stream = c10::cuda::getCurrentCUDAStream();
 
@@ -608,7 +635,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> label_smoothing_cross_entropy_for
         p.loss = loss.mutable_data_ptr<acc_t>();
         p.lse = lse.mutable_data_ptr<acc_t>();
         p.correct = correct.mutable_data_ptr<bool>();
-        const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
         const dim3 grid(static_cast<unsigned>(plan.blocks));
         if (weight.has_value()) {
           label_smoothing_cross_entropy_forward_kernel<scalar_t, true>
@@ -619,38 +645,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> label_smoothing_cross_entropy_for
         }
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
-  return {loss, lse, correct};
 }
 
-at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
-                                                       const at::Tensor& logits_in,
-                                                       const at::Tensor& target,
-                                                       const std::optional<at::Tensor>& weight,
-                                                       const at::Tensor& lse_in, double on_value,
-                                                       double off_value, int64_t ignore_index) {
-  check_cross_entropy_args(logits_in, target, weight);
-  TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
-  const int64_t n_rows = logits_in.size(0);
-  const int64_t n_cols = logits_in.size(1);
-  TORCH_CHECK(grad_loss_in.dim() == 1 && grad_loss_in.size(0) == n_rows,
-              "grad_loss must be (N,) with N = ", n_rows, ", got ", grad_loss_in.sizes());
-  TORCH_CHECK(lse_in.dim() == 1 && lse_in.size(0) == n_rows, "lse must be (N,) with N = ", n_rows,
-              ", got ", lse_in.sizes());
-  TORCH_CHECK(grad_loss_in.device() == logits_in.device(), "grad_loss is on ",
-              grad_loss_in.device(), " but logits is on ", logits_in.device());
-  TORCH_CHECK(lse_in.device() == logits_in.device(), "lse is on ", lse_in.device(),
-              " but logits is on ", logits_in.device());
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
-  const at::Tensor logits =
-      (n_cols > 1 && logits_in.stride(1) != 1) ? logits_in.contiguous() : logits_in;
-  // Both are (N,) and read by stride, so an expanded grad_loss costs nothing.
-  const at::Tensor grad_loss = grad_loss_in.to(opmath);
-  const at::Tensor lse = lse_in.to(opmath);
-  auto grad = at::empty({n_rows, n_cols}, logits.options());
-  if (grad.numel() == 0) return grad;
-
+// Launches the backward kernel for any target source. grad_loss and lse are op-math, read by
+// strides (grad_loss (N,) or (N, kSlots)); grad is (N, C) contiguous and not empty.
+template <typename Targets>
+void launch_backward(const at::Tensor& grad_loss, const at::Tensor& logits,
+                     const std::optional<at::Tensor>& weight, const at::Tensor& lse,
+                     double on_value, double off_value, int64_t ignore_index,
+                     const Targets& targets, at::Tensor& grad) {
+  const int64_t n_rows = logits.size(0);
+  const int64_t n_cols = logits.size(1);
   at::Tensor weight_c, weight_sum;
   if (weight.has_value()) {
     weight_c = weight->contiguous();
@@ -667,6 +672,7 @@ at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_lo
         BackwardParams<scalar_t> p;
         p.grad_loss = grad_loss.const_data_ptr<acc_t>();
         p.grad_loss_stride = grad_loss.stride(0);
+        p.grad_loss_slot_stride = grad_loss.dim() > 1 ? grad_loss.stride(1) : 0;
         p.logits = logits.const_data_ptr<scalar_t>();
         p.row_stride = logits.stride(0);
         p.lse = lse.const_data_ptr<acc_t>();
@@ -680,7 +686,6 @@ at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_lo
         p.ignore_index = ignore_index;
         p.log2_group = plan.log2_group;
         p.grad = grad.mutable_data_ptr<scalar_t>();
-        const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
         const dim3 grid(static_cast<unsigned>(plan.blocks));
         if (weight.has_value()) {
           label_smoothing_cross_entropy_backward_kernel<scalar_t, true>
@@ -691,6 +696,135 @@ at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_lo
         }
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
+}
+
+// Rows must have unit stride along C; any row stride is fine.
+at::Tensor unit_column_stride(const at::Tensor& logits) {
+  return (logits.size(1) > 1 && logits.stride(1) != 1) ? logits.contiguous() : logits;
+}
+
+// The backward inputs every target source shares: lse (N,), both on the device of logits (the
+// shape of grad_loss depends on the number of slots and is checked by the caller).
+void check_backward_inputs(const at::Tensor& grad_loss, const at::Tensor& lse,
+                           const at::Tensor& logits) {
+  TORCH_CHECK(grad_loss.device() == logits.device(), "grad_loss is on ", grad_loss.device(),
+              " but logits is on ", logits.device());
+  TORCH_CHECK(lse.dim() == 1 && lse.size(0) == logits.size(0),
+              "lse must be (N,) with N = ", logits.size(0), ", got ", lse.sizes());
+  TORCH_CHECK(lse.device() == logits.device(), "lse is on ", lse.device(), " but logits is on ",
+              logits.device());
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> label_smoothing_cross_entropy_forward_cuda(
+    const at::Tensor& logits_in, const at::Tensor& target, const std::optional<at::Tensor>& weight,
+    double on_value, double off_value, int64_t ignore_index) {
+  check_cross_entropy_args(logits_in, target, weight);
+  TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
+  c10::cuda::CUDAGuard guard(logits_in.device());
+
+  const int64_t n_rows = logits_in.size(0);
+  const at::Tensor logits = unit_column_stride(logits_in);
+  const auto opmath = opmath_scalar_type(logits.scalar_type());
+  auto loss = at::empty({n_rows}, logits.options().dtype(opmath));
+  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
+  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
+  if (n_rows == 0) return {loss, lse, correct};
+  const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
+  launch_forward(logits, weight, on_value, off_value, ignore_index, targets, loss, lse, correct);
+  return {loss, lse, correct};
+}
+
+at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
+                                                       const at::Tensor& logits_in,
+                                                       const at::Tensor& target,
+                                                       const std::optional<at::Tensor>& weight,
+                                                       const at::Tensor& lse_in, double on_value,
+                                                       double off_value, int64_t ignore_index) {
+  check_cross_entropy_args(logits_in, target, weight);
+  TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
+  const int64_t n_rows = logits_in.size(0);
+  const int64_t n_cols = logits_in.size(1);
+  TORCH_CHECK(grad_loss_in.dim() == 1 && grad_loss_in.size(0) == n_rows,
+              "grad_loss must be (N,) with N = ", n_rows, ", got ", grad_loss_in.sizes());
+  check_backward_inputs(grad_loss_in, lse_in, logits_in);
+  c10::cuda::CUDAGuard guard(logits_in.device());
+
+  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
+  const at::Tensor logits = unit_column_stride(logits_in);
+  // Both are (N,) and read by stride, so an expanded grad_loss costs nothing.
+  const at::Tensor grad_loss = grad_loss_in.to(opmath);
+  const at::Tensor lse = lse_in.to(opmath);
+  auto grad = at::empty({n_rows, n_cols}, logits.options());
+  if (grad.numel() == 0) return grad;
+  const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
+  launch_backward(grad_loss, logits, weight, lse, on_value, off_value, ignore_index, targets, grad);
+  return grad;
+}
+
+// target_a and target_b: (N,) int64 on the device of logits. Checked by name before the shared
+// checks, which would report either one as "target".
+void check_mixup_args(const at::Tensor& logits, const at::Tensor& target_a,
+                      const at::Tensor& target_b, const std::optional<at::Tensor>& weight) {
+  TORCH_CHECK(logits.dim() == 2, "logits must be (N, C), got ", logits.sizes());
+  TORCH_CHECK(logits.is_cuda(), "logits must be a CUDA tensor");
+  const int64_t n_rows = logits.size(0);
+  const auto check_target = [&](const char* name, const at::Tensor& t) {
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == n_rows, name, " must be (N,) with N = ", n_rows,
+                ", got ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == at::kLong, name, " must be int64, got ", t.scalar_type());
+    TORCH_CHECK(t.device() == logits.device(), name, " is on ", t.device(), " but logits is on ",
+                logits.device());
+  };
+  check_target("target_a", target_a);
+  check_target("target_b", target_b);
+  check_cross_entropy_args(logits, target_a, weight);
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> mixup_cross_entropy_forward_cuda(
+    const at::Tensor& logits_in, const at::Tensor& target_a, const at::Tensor& target_b,
+    const std::optional<at::Tensor>& weight, double on_value, double off_value,
+    int64_t ignore_index) {
+  check_mixup_args(logits_in, target_a, target_b, weight);
+  c10::cuda::CUDAGuard guard(logits_in.device());
+
+  const int64_t n_rows = logits_in.size(0);
+  const at::Tensor logits = unit_column_stride(logits_in);
+  const auto opmath = opmath_scalar_type(logits.scalar_type());
+  auto loss = at::empty({n_rows, TargetPair::kSlots}, logits.options().dtype(opmath));
+  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
+  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
+  if (n_rows == 0) return {loss, lse, correct};
+  const TargetPair targets{target_a.const_data_ptr<int64_t>(), target_a.stride(0),
+                           target_b.const_data_ptr<int64_t>(), target_b.stride(0)};
+  launch_forward(logits, weight, on_value, off_value, ignore_index, targets, loss, lse, correct);
+  return {loss, lse, correct};
+}
+
+at::Tensor mixup_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
+                                             const at::Tensor& logits_in,
+                                             const at::Tensor& target_a, const at::Tensor& target_b,
+                                             const std::optional<at::Tensor>& weight,
+                                             const at::Tensor& lse_in, double on_value,
+                                             double off_value, int64_t ignore_index) {
+  check_mixup_args(logits_in, target_a, target_b, weight);
+  const int64_t n_rows = logits_in.size(0);
+  const int64_t n_cols = logits_in.size(1);
+  TORCH_CHECK(grad_loss_in.dim() == 2 && grad_loss_in.size(0) == n_rows &&
+                  grad_loss_in.size(1) == TargetPair::kSlots,
+              "grad_loss must be (N, 2) with N = ", n_rows, ", got ", grad_loss_in.sizes());
+  check_backward_inputs(grad_loss_in, lse_in, logits_in);
+  c10::cuda::CUDAGuard guard(logits_in.device());
+
+  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
+  const at::Tensor logits = unit_column_stride(logits_in);
+  // Read by strides, so an expanded grad_loss (a sum reduction's) costs nothing.
+  const at::Tensor grad_loss = grad_loss_in.to(opmath);
+  const at::Tensor lse = lse_in.to(opmath);
+  auto grad = at::empty({n_rows, n_cols}, logits.options());
+  if (grad.numel() == 0) return grad;
+  const TargetPair targets{target_a.const_data_ptr<int64_t>(), target_a.stride(0),
+                           target_b.const_data_ptr<int64_t>(), target_b.stride(0)};
+  launch_backward(grad_loss, logits, weight, lse, on_value, off_value, ignore_index, targets, grad);
   return grad;
 }
 
@@ -702,4 +836,6 @@ TORCH_LIBRARY_IMPL(cookbook_ops, CUDA, m) {
          &cookbook_ops::label_smoothing_cross_entropy_forward_cuda);
   m.impl("label_smoothing_cross_entropy_backward",
          &cookbook_ops::label_smoothing_cross_entropy_backward_cuda);
+  m.impl("mixup_cross_entropy_forward", &cookbook_ops::mixup_cross_entropy_forward_cuda);
+  m.impl("mixup_cross_entropy_backward", &cookbook_ops::mixup_cross_entropy_backward_cuda);
 }
