@@ -360,13 +360,11 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
   // No column compares above -inf only when every logit is -inf: argmax is then column 0.
   const int64_t argmax = r.m == -infinity<acc_t>() ? 0 : r.idx;
 
-  bool any_invalid = false;
 #pragma unroll
   for (int k = 0; k < kSlots; ++k) {
     acc_t loss = acc_t(0);
     if (kind[k] == SlotKind::kInvalid) {
       loss = quiet_nan<acc_t>();
-      any_invalid = true;
     } else if (kind[k] == SlotKind::kValid) {
       // (m - x_y) + log s rather than lse - x_y: exact cancellation when x_y is the max.
       const acc_t target_part = w_y[k] * ((ref - x_y[k]) + log_s);
@@ -379,9 +377,9 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
     p.loss[row * kSlots + k] = loss;
   }
   p.lse[row] = lse;
-  // With one slot an out-of-range target never equals the argmax anyway; with two, a row with
-  // either target out of range (a NaN loss and gradient) does not count as correct.
-  p.correct[row] = n_cols > 0 && argmax == t.y[0] && (kSlots == 1 || !any_invalid);
+  // Against slot 0 only (target_a for mixup), as the schema says; an out-of-range target_a
+  // never equals the argmax, so such a row is never correct.
+  p.correct[row] = n_cols > 0 && argmax == t.y[0];
 }
 
 // --- backward -------------------------------------------------------------------------------
