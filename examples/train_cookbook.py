@@ -188,7 +188,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         default="fused",
         help="fused: cookbook_ops kernels; reference: every op in plain PyTorch",
     )
-    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--epochs", type=int, default=None, help="default 15 (1 with --smoke)")
     p.add_argument("--batch-size", type=int, default=64, help="per process")
     p.add_argument("--lr", type=float, default=3e-3, help="AdamW peak learning rate")
     p.add_argument("--weight-decay", type=float, default=0.05)
@@ -221,7 +221,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="stop after this many epochs of this run (to test --resume)",
     )
     p.add_argument(
-        "--smoke", action="store_true", help=f"1 epoch of {SMOKE_BATCHES} batches, for tests"
+        "--smoke",
+        action="store_true",
+        help=f"{SMOKE_BATCHES} batches per epoch and per evaluation (1 epoch by default), for tests",
     )
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument(
@@ -232,8 +234,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--plot", action="store_true", help="write OUT/curves.png at the end")
     args = p.parse_args(argv)
-    if args.smoke:
-        args.epochs = 1
+    if args.epochs is None:
+        args.epochs = 1 if args.smoke else 15
     return args
 
 
