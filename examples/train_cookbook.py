@@ -223,7 +223,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument(
         "--smoke",
         action="store_true",
-        help=f"{SMOKE_BATCHES} batches per epoch and per evaluation (1 epoch by default), for tests",
+        help=f"{SMOKE_BATCHES} batches per epoch and evaluation (default 1 epoch), for tests",
     )
     p.add_argument("--no-tensorboard", action="store_true")
     p.add_argument(
