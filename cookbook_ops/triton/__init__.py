@@ -8,4 +8,5 @@ from cookbook_ops.triton import (
     bilinear_pool,  # noqa: F401
     label_smoothing_cross_entropy,  # noqa: F401
     mixup,  # noqa: F401
+    normalize_images,  # noqa: F401
 )
