@@ -4,7 +4,7 @@
         [--out DIR] [--shapes 256x1000,...] [--dtypes fp32,bf16] [--impls eager,cuda,...]
 
 Implementations: PyTorch eager ``F.cross_entropy(x, t, label_smoothing=0.1)``, torch.compile
-of that function, every backend of ours that ``cookbook_ops.available_backends(device)``
+of that function, every backend of ours that ``cookbook_ops.available_backends(device, op)``
 reports, timm's ``LabelSmoothingCrossEntropy`` and Liger-Kernel's ``LigerCrossEntropyLoss``
 when importable. Passes: ``fwd`` (logits without grad) and ``fwd+bwd`` (mean loss, backward,
 ``.grad`` dropped untimed between calls).
@@ -125,7 +125,9 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     if impl in OUR_BACKENDS:
         if impl == "triton" and device_type == "cpu":
             return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if impl in cookbook_ops.available_backends(device):
+        if impl in cookbook_ops.available_backends(
+            device, op="label_smoothing_cross_entropy_forward"
+        ):
             return None
         return _why_backend_unavailable(impl, device)
     if impl == "timm":

@@ -218,8 +218,8 @@ def mixup_cross_entropy(
 
     chosen = _backend.resolve_backend(backend, logits.device, _library.MIXUP_CE_FORWARD)
     if chosen == "reference":  # the C++ and Triton ops check CPU targets themselves
-        check_target_range(target_a, num_classes, ignore_index)
-        check_target_range(target_b, num_classes, ignore_index)
+        check_target_range(target_a, num_classes, ignore_index, "target_a")
+        check_target_range(target_b, num_classes, ignore_index, "target_b")
     loss, correct = _rows(
         logits, target_a, target_b, weight, on_value, off_value, ignore_index, chosen
     )

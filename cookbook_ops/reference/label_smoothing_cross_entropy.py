@@ -31,16 +31,19 @@ def smoothing_weights(convention: str, smoothing: float, num_classes: int) -> tu
     raise ValueError(f"convention must be 'uniform', 'others' or 'lsr'; got {convention!r}")
 
 
-def check_target_range(target: torch.Tensor, num_classes: int, ignore_index: int) -> None:
-    """Raise IndexError naming the first out-of-range target. CPU tensors only: on a device
-    the check would sync the host, and the kernels there give that row a NaN loss instead."""
+def check_target_range(
+    target: torch.Tensor, num_classes: int, ignore_index: int, name: str = "target"
+) -> None:
+    """Raise IndexError naming the argument and its first out-of-range entry. CPU tensors only:
+    on a device the check would sync the host, and the kernels there give that row a NaN loss
+    instead."""
     if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
         return
     bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):
         i = int(bad.nonzero()[0, 0])
         raise IndexError(
-            f"target[{i}] = {int(target[i])} is out of range for {num_classes} classes "
+            f"{name}[{i}] = {int(target[i])} is out of range for {num_classes} classes "
             f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})"
         )
 

@@ -580,20 +580,6 @@ def _check_saved(logits, **tensors):
             raise ValueError(f"{name} is on {t.device} but logits is on {logits.device}")
 
 
-def _check_named_target_range(name, target, n_cols, ignore_index):
-    """check_target_range, naming the argument (a mixup op has two targets). CPU only: on a
-    GPU the check would sync, and the kernels give that slot a NaN loss instead."""
-    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
-        return
-    bad = (target != ignore_index) & ((target < 0) | (target >= n_cols))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise IndexError(
-            f"{name}[{i}] = {int(target[i])} is out of range for {n_cols} classes "
-            f"(valid: 0..{n_cols - 1} or ignore_index={ignore_index})"
-        )
-
-
 def _scalar_args(weight, lse, on_value, off_value):
     """Weight pointers and the fp32-pair smoothing scalars. Unweighted launches pass lse for
     the unused weight pointers; the kernels never read them."""
@@ -669,8 +655,8 @@ def mixup_cross_entropy_forward(
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
     context = device_context(logits.device, "mixup_cross_entropy")
-    _check_named_target_range("target_a", target_a, n_cols, ignore_index)
-    _check_named_target_range("target_b", target_b, n_cols, ignore_index)
+    check_target_range(target_a, n_cols, ignore_index, "target_a")
+    check_target_range(target_b, n_cols, ignore_index, "target_b")
     loss = logits.new_empty((n_rows, 2), dtype=acc_dtype)
     lse = logits.new_empty((n_rows,), dtype=acc_dtype)
     correct = logits.new_empty((n_rows,), dtype=torch.bool)
@@ -704,8 +690,8 @@ def mixup_cross_entropy_backward(
     acc_dtype = opmath_dtype(logits.dtype)
     _check_saved(logits, grad_loss=(grad_loss, (2,)), lse=(lse, ()))
     context = device_context(logits.device, "mixup_cross_entropy")
-    _check_named_target_range("target_a", target_a, n_cols, ignore_index)
-    _check_named_target_range("target_b", target_b, n_cols, ignore_index)
+    check_target_range(target_a, n_cols, ignore_index, "target_a")
+    check_target_range(target_b, n_cols, ignore_index, "target_b")
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
     if n_rows == 0 or n_cols == 0:
         return grad_logits
