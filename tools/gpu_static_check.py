@@ -56,6 +56,11 @@ CUDA_WIDTH_RULES: list[tuple[str, int | None, int | None]] = [
     ("mixup_pairs_kernel", 128, 128),
     ("cutmix_forward_kernel", 128, 128),
     ("cutmix_backward_kernel", 128, 128),
+    # normalize_images: 16-byte uint8 loads into shared memory, 16-byte stores out of it.
+    # The generic kernel (more than 16 channels with channels innermost, no image format)
+    # is one element per thread.
+    ("normalize_images_forward_kernel", 128, 128),
+    ("normalize_images_forward_generic_kernel", None, None),
     # One int64 read and at most one int64 write per sample: nothing to vectorize.
     ("mixup_inverse_permutation_kernel", None, None),
     ("backward", 128, 128),
