@@ -3,7 +3,7 @@
 scikit-learn's bundled handwritten digits (1,797 8x8 images) are upscaled to 32x32 uint8 and
 split into train/val/test with a fixed seed. Each step normalizes the uint8 batch with
 ``cookbook_ops.normalize_images``, mixes it with ``cookbook_ops.nn.Mixup``, runs a small CNN
-with a bilinear-pooling head and a mixup label-smoothed cross-entropy; SGD with no weight
+with a bilinear-pooling head and a mixup label-smoothed cross-entropy; AdamW with no weight
 decay on biases and norm weights, an L1 penalty, gradient clipping and a warmup + cosine
 schedule. Accuracy is counted on the device and read once per epoch. Every epoch writes a
 checkpoint (``--resume`` continues it exactly), a JSON log, and TensorBoard scalars when
