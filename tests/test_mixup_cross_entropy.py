@@ -591,3 +591,93 @@ def test_out_of_range_target_on_gpu_is_nan_not_a_crash(backend):
     torch.cuda.synchronize()
     assert torch.isnan(loss[1]) and torch.isnan(loss[2])
     assert torch.isfinite(loss[0]) and torch.isfinite(loss[3])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32], ids=str)
+def test_long_rows_on_gpu(backend, dtype):
+    """C = 128256 (a whole block per row): the kernel ops against the float64 reference ops,
+    with equal targets, an ignored slot per row and a non-contiguous (N, 2) grad_loss."""
+    if backend not in cookbook_ops.available_backends("cuda", OP):
+        pytest.skip(f"{backend} not available")
+    forward, backward = _op_names(backend)
+    n, c = 5, 128256
+    logits, ta, tb = make_inputs(n, c, "cuda", dtype)
+    tb[0] = ta[0]
+    ta[1] = IGNORE
+    tb[2] = IGNORE
+    on, off = smoothing_weights("uniform", 0.1, c)
+    for weight in (None, random_weight(c, "cuda", dtype)):
+        w64 = None if weight is None else weight.double()
+        loss, lse, correct = _library.op(forward)(logits, ta, tb, weight, on, off, IGNORE)
+        ref = cookbook_ops.reference.mixup_cross_entropy_forward(
+            logits.double(), ta, tb, w64, on, off, IGNORE
+        )
+        assert loss.shape == (n, 2)
+        assert_close(loss, ref[0], dtype, backend, scale=10)
+        assert_close(lse, ref[1], dtype, backend)
+        torch.testing.assert_close(correct, ref[2])
+        assert loss[1, 0] == 0 and loss[2, 1] == 0
+        torch.testing.assert_close(loss[0, 0], loss[0, 1])
+        grad_loss = torch.randn(2, n, device="cuda", dtype=opmath(dtype)).t()
+        got = _library.op(backward)(grad_loss, logits, ta, tb, weight, lse, on, off, IGNORE)
+        expected = cookbook_ops.reference.mixup_cross_entropy_backward(
+            grad_loss.double(), logits.double(), ta, tb, w64, ref[1], on, off, IGNORE
+        )
+        assert got.dtype == dtype
+        assert_close(got, expected, dtype, backend)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_int64_offsets_on_gpu(backend):
+    """N*C above 2^31 elements: 32-bit offsets would wrap and read the wrong rows."""
+    if backend not in cookbook_ops.available_backends("cuda", OP):
+        pytest.skip(f"{backend} not available")
+    if torch.cuda.get_device_properties(0).total_memory < 24 * 2**30:
+        pytest.skip("needs 24 GiB of GPU memory")
+    n, c = 16800, 128256  # 2.15e9 elements of bf16: 4.3 GB
+    logits = torch.empty(n, c, device="cuda", dtype=torch.bfloat16).normal_()
+    ta = torch.randint(0, c, (n,), device="cuda")
+    tb = torch.randint(0, c, (n,), device="cuda")
+    tb[-1] = ta[-1]
+    rows = torch.tensor([0, n // 2, n - 2, n - 1], device="cuda")
+    got = mce(logits, ta, tb, 0.3, 0.1, reduction="none", backend=backend)[rows]
+    x64 = logits[rows].double()
+    expected = cookbook_oracle(x64, ta[rows], tb[rows], 0.3, 0.1, reduction="none")
+    assert_close(got, expected, torch.bfloat16, backend, scale=10)
+    x = logits.requires_grad_()
+    mce(x, ta, tb, 0.3, 0.1, reduction="sum", backend=backend).backward()
+    y = logits[rows].detach().double().requires_grad_()
+    cookbook_oracle(y, ta[rows], tb[rows], 0.3, 0.1, reduction="sum").backward()
+    assert_close(x.grad[rows], y.grad, torch.bfloat16, backend)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_out_of_range_slot_on_gpu_poisons_its_loss_and_the_gradient_row(backend):
+    """Slot by slot: an out-of-range target makes that slot's loss NaN (the other slot keeps
+    its value) and the whole gradient row NaN; correct stays argmax == target_a."""
+    if backend not in cookbook_ops.available_backends("cuda", OP):
+        pytest.skip(f"{backend} not available")
+    forward, backward = _op_names(backend)
+    logits, ta, tb = make_inputs(4, 5, "cuda", torch.float32)
+    ta[1] = 7
+    tb[2] = -3
+    ta[2] = logits[2].argmax()  # right for target_a, but its target_b is out of range
+    on, off = smoothing_weights("uniform", 0.1, 5)
+    loss, lse, correct = _library.op(forward)(logits, ta, tb, None, on, off, IGNORE)
+    good = torch.tensor([0, 3], device="cuda")
+    ref = cookbook_ops.reference.mixup_cross_entropy_forward(
+        logits[good].double(), ta[good], tb[good], None, on, off, IGNORE
+    )
+    assert torch.isnan(loss[1, 0]) and torch.isnan(loss[2, 1])
+    assert torch.isfinite(loss[1, 1]) and torch.isfinite(loss[2, 0])
+    assert_close(loss[good], ref[0], torch.float32, backend, scale=5)
+    assert not correct[1] and correct[2]
+    grad = _library.op(backward)(
+        torch.ones(4, 2, device="cuda"), logits, ta, tb, None, lse, on, off, IGNORE
+    )
+    assert torch.isnan(grad[1]).all() and torch.isnan(grad[2]).all()
+    assert torch.isfinite(grad[good]).all()
