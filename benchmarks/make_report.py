@@ -22,6 +22,8 @@ IMPL_LABELS = {
     "cpu": "ours: cpu",
     "cuda": "ours: cuda",
     "triton": "ours: triton",
+    "dense": "dense target (eager)",
+    "per_image": "per-image transforms",
     "timm": "timm",
     "liger": "liger",
 }
@@ -34,6 +36,12 @@ CROSS_ENTROPY_FLOOR_NOTE = (
     "memory floor: fwd reads the logits once (N*C*elem bytes); fwd+bwd also writes the "
     "gradient once (2*N*C*elem). GB/s = floor bytes / time; of floor = floor time / time."
 )
+
+
+def impl_label(impl: str, overrides: dict[str, str] | None = None) -> str:
+    """How a result row names an implementation: the benchmark's own label where it has one
+    (``overrides``), else the common one."""
+    return (overrides or {}).get(impl) or IMPL_LABELS.get(impl, impl)
 
 
 def shape_label(shape: dict) -> str:
@@ -226,10 +234,14 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
     if not passes or not impls:
         return None
     x_labels = list(dict.fromkeys((label, d) for label, d, _ in groups))
+    # Long shape labels (variant-NxCxHxW) run into each other when set level: slanted, 1.3
+    # inches apart, their lines stay clear of each other; the figure grows to hold them.
+    slanted = max(len(label) for label, _ in x_labels) > 12
+    height = 3.6 * len(passes) + (1.0 if slanted else 0.0)
     fig, axes = plt.subplots(
         len(passes),
         1,
-        figsize=(max(8, 1.3 * len(x_labels) + 3), 3.6 * len(passes)),
+        figsize=(max(8, 1.3 * len(x_labels) + 3), height),
         squeeze=False,
     )
     width = 0.8 / len(impls)
@@ -251,13 +263,20 @@ def plot_speedups(run: dict, path: str | Path) -> Path | None:
         ax.set_ylabel("speedup vs eager")
         ax.set_title(pass_)
         ax.set_xticks(range(len(x_labels)))
-        ax.set_xticklabels([f"{label}\n{SHORT_DTYPE.get(d, d)}" for label, d in x_labels])
+        ax.set_xticklabels(
+            [f"{label}\n{SHORT_DTYPE.get(d, d)}" for label, d in x_labels],
+            rotation=30 if slanted else 0,
+            ha="right" if slanted else "center",
+            rotation_mode="anchor",
+            fontsize="small" if slanted else None,
+        )
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(ncol=min(len(impls), 4), fontsize="small")
     env = run.get("environment", {})
     commit = (env.get("git_commit") or "unknown")[:10]
     fig.suptitle(
-        f"{run.get('benchmark')}: {env.get('device_name')}, torch {env.get('torch')}, "
+        # Two lines: on one, a narrow figure (few groups) would cut the title off.
+        f"{run.get('benchmark')}: {env.get('device_name')}, torch {env.get('torch')}\n"
         f"{env.get('date_utc')}, {commit} (hatched: mismatch vs eager)",
         fontsize="medium",
     )
