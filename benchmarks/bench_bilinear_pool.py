@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from dataclasses import dataclass
 
 import common
@@ -41,10 +40,8 @@ cookbook_ops = common.import_cookbook_ops()
 EPS = 1e-5
 BENCHMARK = "bilinear_pool"
 FORWARD_OP = "bilinear_pool_forward"
-PASSES = ("fwd", "fwd+bwd")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", *OUR_BACKENDS)
+PASSES = common.PASSES
+IMPLS = ("eager", "compile", *common.OUR_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -87,14 +84,6 @@ QUICK_SHAPES = {
         Shape(8, 128, None, 14, 14, "one stream, 128 channels at 14x14"),
         Shape(8, 128, 64, 14, 14, "two streams, 128 and 64 channels at 14x14"),
     ],
-}
-
-# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
-EFFORT = {
-    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
-    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
-    ("cpu", False): dict(warmup=2, reps=40, min_reps=7, budget_s=1.5),
-    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
 }
 
 # How far an implementation may sit from the float64 reference before its row is flagged:
@@ -156,63 +145,34 @@ def _ours(backend: str):
     return functools.partial(cookbook_ops.bilinear_pool, eps=EPS, backend=backend)
 
 
-def _available_backends(device: str) -> list[str]:
-    try:
-        return list(cookbook_ops.available_backends(device, op=FORWARD_OP))
-    except (TypeError, KeyError):  # a build whose registry does not know the op (or op=)
-        return list(cookbook_ops.available_backends(device))
-
-
-def _why_backend_unavailable(backend: str, device: str) -> str:
-    try:
-        cookbook_ops.bilinear_pool(torch.ones(1, 2, 1, 1, device=device), backend=backend)
-    except Exception as exc:  # the op's own message names the missing piece
-        return str(exc)
-    return "not reported by cookbook_ops.available_backends()"
+def _probe(backend: str, device: str) -> None:
+    cookbook_ops.bilinear_pool(torch.ones(1, 2, 1, 1, device=device), backend=backend)
 
 
 def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
-    device_type = torch.device(device).type
     if impl in ("eager", "compile"):
         return None
-    if impl in OUR_BACKENDS:
+    if impl in common.OUR_BACKENDS:
         if impl == "reference" and (_has_public_op() or _has_reference_module()):
             return None
         if not _has_public_op():
             return "not available: cookbook_ops.bilinear_pool is not in this build"
-        if impl == "triton" and device_type == "cpu":
-            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if impl in _available_backends(device):
-            return None
-        return _why_backend_unavailable(impl, device)
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        probe = functools.partial(_probe, impl, device)
+        return common.backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
+    raise common.unknown_impl(impl, IMPLS)
 
 
 def make_pool_fn(impl: str):
     """A fresh ``pool(x, y) -> z`` for one (shape, dtype, pass) group."""
-    if impl == "eager":
-        return eager_pool
-    if impl == "compile":
-        # Static shapes: one specialized graph per group, as a training job with a fixed batch
-        # would get (the caller resets dynamo between groups).
-        return torch.compile(eager_pool, dynamic=False)
-    if impl in OUR_BACKENDS:
-        return _ours(impl)
-    raise ValueError(f"unknown implementation {impl!r}")
+    return common.impl_fn(impl, eager_pool, _ours)
 
 
-def impl_label(impl: str) -> str:
-    if impl == "eager":
-        return "torch eager (snippet)"
-    return make_report.IMPL_LABELS.get(impl, impl)
+IMPL_LABELS = {"eager": "torch eager (snippet)"}
+impl_label = functools.partial(make_report.impl_label, overrides=IMPL_LABELS)
 
 
 # --- floor ------------------------------------------------------------------------------------
-
-
-def _elem(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
 
 
 def floor_flops(shape: Shape, pass_: str) -> int:
@@ -227,7 +187,14 @@ def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int:
     z = shape.n * shape.d1 * shape.d2_eff
     fwd = inputs + z
     bwd = 2 * z + 2 * inputs  # grad_z and z in; inputs in, their gradients out
-    return _elem(dtype) * (fwd if pass_ == "fwd" else fwd + bwd)
+    return common.element_size(dtype) * (fwd if pass_ == "fwd" else fwd + bwd)
+
+
+def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
+    return {
+        "floor_flops": floor_flops(shape, pass_),
+        "floor_bytes": floor_bytes(shape, dtype, pass_),
+    }
 
 
 def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> dict:
@@ -237,7 +204,7 @@ def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> 
     From the fastest call, not the median: load from other processes only ever slows a call,
     and a floor inflated by one busy moment would credit every implementation with beating it.
     """
-    key = f"{shape.label} {str(dtype).removeprefix('torch.')}"
+    key = f"{shape.label} {common.dtype_name(dtype)}"
     if key in MATMUL_RATES:
         return MATMUL_RATES[key]
     dev = torch.device(device)
@@ -275,29 +242,10 @@ def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> 
 # --- one case ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    fn: object
-    reset: object
-    compile_s: float | None
-    out_err: float | None
-    grad_err: float | None
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def _rel_err(actual: torch.Tensor | None, expected: torch.Tensor) -> float:
-    if actual is None:
-        return float("inf")
-    scale = expected.abs().max().clamp_min(1e-30)
-    return float((actual.double() - expected).abs().max() / scale)
-
-
-def expected_outputs(x0, y0, grad_z, pass_):
-    """z and the input gradients of the reference evaluated in float64."""
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+    """The inputs of one group, with z and the input gradients of the reference evaluated in
+    float64."""
+    x0, y0, grad_z = make_inputs(shape, dtype, device)
     x = x0.double().requires_grad_(pass_ != "fwd")
     y = None if y0 is None else y0.double().requires_grad_(pass_ != "fwd")
     z = _reference_rows(x, y)
@@ -305,52 +253,38 @@ def expected_outputs(x0, y0, grad_z, pass_):
     if pass_ != "fwd":
         z.backward(grad_z.double())
         grads = [x.grad] + ([] if y is None else [y.grad])
-    return z.detach(), grads
+    return common.Case(shape, dtype, pass_, device, (x0, y0, grad_z), (z.detach(), grads))
 
 
-def prepare(impl, pass_, x0, y0, grad_z, expected, device) -> Prepared:
+def prepare(impl: str, case: common.Case) -> common.Prepared:
     """Build the timed callable, run it once (compiling if needed) and compare with float64."""
     pool = make_pool_fn(impl)
+    x0, y0, grad_z = case.inputs
     x = x0.detach().clone()
     y = None if y0 is None else y0.detach().clone()
     inputs = [x] + ([] if y is None else [y])
-    if pass_ == "fwd":
+    z_ref, grads_ref = case.expected
 
-        def fn():
-            return pool(x, y)
+    def check(z):
+        grad_err = None
+        if grads_ref is not None:
+            grad_err = max(common.max_relative_error(t.grad, g) for t, g in zip(inputs, grads_ref))
+        return {"out_err": common.max_relative_error(z.detach(), z_ref), "grad_err": grad_err}
 
-        reset = None
-    else:
-        for t in inputs:
-            t.requires_grad_(True)
-
-        def fn():
-            pool(x, y).backward(grad_z)
-
-        def reset():
-            for t in inputs:
-                t.grad = None
-
-    t0 = time.perf_counter()
-    z = pool(x, y)
-    if pass_ != "fwd":
-        z.backward(grad_z)
-    _sync(device)
-    first_call_s = time.perf_counter() - t0
-
-    z_ref, grads_ref = expected
-    out_err = _rel_err(z.detach(), z_ref)
-    grad_err = None
-    if grads_ref is not None:
-        grad_err = max(_rel_err(t.grad, g) for t, g in zip(inputs, grads_ref))
-    if reset is not None:
-        reset()
-    return Prepared(
-        fn=fn,
-        reset=reset,
-        compile_s=first_call_s if impl == "compile" else None,
-        out_err=out_err,
-        grad_err=grad_err,
+    out_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
+    limits = {
+        "out_err": (out_tol, "z off by {:.2e} (of max |z|)"),
+        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+    }
+    return common.prepare_call(
+        impl,
+        lambda: pool(x, y),
+        inputs,
+        case,
+        check,
+        limits,
+        "float64 reference",
+        grad_output=grad_z,
     )
 
 
@@ -371,18 +305,6 @@ def finish_record(rec: dict, timing: common.Timing, copy_gbps: float, rate: dict
     return rec
 
 
-def check_status(rec: dict, dtype: torch.dtype) -> None:
-    out_tol, grad_tol = TOLERANCE.get(dtype, TOLERANCE_16BIT)
-    bad = []
-    if rec.get("out_err") is not None and not rec["out_err"] <= out_tol:
-        bad.append(f"z off by {rec['out_err']:.2e} (of max |z|)")
-    if rec.get("grad_err") is not None and not rec["grad_err"] <= grad_tol:
-        bad.append(f"grad off by {rec['grad_err']:.2e} (of max |grad|)")
-    if bad:
-        rec["status"] = "mismatch"
-        rec["reason"] = "vs float64 reference: " + "; ".join(bad)
-
-
 def make_inputs(shape: Shape, dtype: torch.dtype, device: str):
     dev = torch.device(device)
     # Post-ReLU features, as the layer sees them in a CNN: the Gram matrix is then positive,
@@ -397,60 +319,14 @@ def make_inputs(shape: Shape, dtype: torch.dtype, device: str):
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
-    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
-    x0, y0, grad_z = make_inputs(shape, dtype, device)
-    expected = expected_outputs(x0, y0, grad_z, pass_)
+    case = make_case(shape, dtype, pass_, device)
     rate = matmul_rate(shape, dtype, device, effort)
-    dtype_name = str(dtype).removeprefix("torch.")
-
-    records = [
-        {
-            "shape": shape_dict(shape),
-            "dtype": dtype_name,
-            "pass": pass_,
-            "impl": impl,
-            "label": impl_label(impl),
-            "status": "ok",
-            "reason": None,
-            "floor_flops": floor_flops(shape, pass_),
-            "floor_bytes": floor_bytes(shape, dtype, pass_),
-        }
-        for impl in impls
-    ]
-
-    def prepare_record(rec):
-        p = prepare(rec["impl"], pass_, x0, y0, grad_z, expected, device)
-        rec.update(compile_s=p.compile_s, out_err=p.out_err, grad_err=p.grad_err)
-        check_status(rec, dtype)
-        return p.fn, p.reset
-
-    common.measure_group(
-        records,
-        prepare_record,
-        lambda rec, timing: finish_record(rec, timing, copy_gbps, rate),
-        device,
-        effort,
-        progress,
-        f"{shape.label} {dtype_name} {pass_}",
-    )
-    common.add_speedups(records, "eager", "speedup_vs_eager")
-    common.add_speedups(records, "compile", "speedup_vs_compile")
-    return records
+    records = common.new_records(case, impls, impl_label, record_fields)
+    finish = functools.partial(finish_record, copy_gbps=copy_gbps, rate=rate)
+    return common.time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
-
-
-def shape_dict(shape: Shape) -> dict:
-    return {
-        "n": shape.n,
-        "d1": shape.d1,
-        "d2": shape.d2,
-        "h": shape.h,
-        "w": shape.w,
-        "label": shape.label,
-        "name": shape.name,
-    }
 
 
 def parse_shapes(text: str) -> list[Shape]:
@@ -467,23 +343,15 @@ SPEC = common.BenchSpec(
     doc=__doc__,
     call=f"cookbook_ops.bilinear_pool(x, y, eps={EPS}) and the cookbook's snippet",
     impls=IMPLS,
-    passes=PASSES,
-    dtypes=DTYPES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
-    effort=EFFORT,
     shapes_help="NxD1xHxW (one stream) or NxD1+D2xHxW list, e.g. 32x512x28x28,32x512+256x28x28",
     parse_shapes=parse_shapes,
-    shape_dict=shape_dict,
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"eps": EPS},
     extra={"floor_note": FLOOR_NOTE, "notes": NOTES, "matmul_rates": MATMUL_RATES},
 )
-
-
-def parse_args(argv=None):
-    return common.parse_args(SPEC, argv)
 
 
 def main(argv=None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from dataclasses import dataclass
 
 import common
@@ -34,11 +33,10 @@ cookbook_ops = common.import_cookbook_ops()
 
 SMOOTHING = 0.1
 BENCHMARK = "label_smoothing_cross_entropy"
-PASSES = ("fwd", "fwd+bwd")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
+FORWARD_OP = "label_smoothing_cross_entropy_forward"
+PASSES = common.PASSES
 COMPILED_BACKENDS = ("cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm", "liger")
+IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "timm", "liger")
 
 
 @dataclass(frozen=True)
@@ -75,22 +73,10 @@ QUICK_SHAPES = {
     "cpu": [Shape(256, 1000, "image classification, ImageNet-1k")],
 }
 
-# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
-EFFORT = {
-    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
-    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
-    ("cpu", False): dict(warmup=2, reps=40, min_reps=7, budget_s=1.5),
-    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
-}
-
 # How far an implementation may sit from eager (same dtype) before its row is flagged: loss
 # relative to |loss|, gradient relative to max |gradient|. Both sides round to the dtype.
 TOLERANCE = {torch.float32: (1e-4, 1e-3), torch.float64: (1e-8, 1e-7)}
 TOLERANCE_16BIT = (2e-2, 5e-2)
-
-
-class Unavailable(Exception):
-    """An implementation that cannot run here; the message says why."""
 
 
 # --- implementations -------------------------------------------------------------------------
@@ -106,78 +92,51 @@ def _ours(backend: str):
     )
 
 
-def _why_backend_unavailable(backend: str, device: str) -> str:
-    try:
-        x = torch.zeros(1, 2, device=device)
-        cookbook_ops.label_smoothing_cross_entropy(
-            x, torch.zeros(1, dtype=torch.long, device=device), backend=backend
-        )
-    except Exception as exc:  # the op's own message names the missing piece
-        return str(exc)
-    return "not reported by cookbook_ops.available_backends()"
+def _probe(backend: str, device: str) -> None:
+    x = torch.zeros(1, 2, device=device)
+    t = torch.zeros(1, dtype=torch.long, device=device)
+    cookbook_ops.label_smoothing_cross_entropy(x, t, backend=backend)
 
 
 def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
-    device_type = torch.device(device).type
     if impl in ("eager", "compile"):
         return None
-    if impl in OUR_BACKENDS:
-        if impl == "triton" and device_type == "cpu":
-            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if impl in cookbook_ops.available_backends(
-            device, op="label_smoothing_cross_entropy_forward"
-        ):
-            return None
-        return _why_backend_unavailable(impl, device)
+    if impl in common.OUR_BACKENDS:
+        return common.backend_unavailable_reason(
+            impl, device, (FORWARD_OP,), functools.partial(_probe, impl, device)
+        )
     if impl == "timm":
-        try:
-            import timm.loss  # noqa: F401
-        except Exception as exc:
-            return f"timm is not importable ({type(exc).__name__}: {exc})"
-        return None
+        return common.import_failure("timm", "timm.loss")
     if impl == "liger":
-        if device_type != "cuda":
+        if torch.device(device).type != "cuda":
             return "Liger-Kernel runs on CUDA only"
-        try:
-            import liger_kernel.transformers  # noqa: F401
-        except Exception as exc:
-            return f"liger_kernel is not importable ({type(exc).__name__}: {exc})"
-        return None
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        return common.import_failure("liger_kernel", "liger_kernel.transformers")
+    raise common.unknown_impl(impl, IMPLS)
+
+
+def _timm_loss():
+    from timm.loss import LabelSmoothingCrossEntropy
+
+    return LabelSmoothingCrossEntropy(smoothing=SMOOTHING)
+
+
+def _liger_loss():
+    from liger_kernel.transformers import LigerCrossEntropyLoss
+
+    return LigerCrossEntropyLoss(label_smoothing=SMOOTHING)
 
 
 def make_loss_fn(impl: str):
     """A fresh ``loss(x, t) -> scalar mean loss`` for one (shape, dtype, pass) group."""
-    if impl == "eager":
-        return eager_loss
-    if impl == "compile":
-        # Static shapes: one specialized graph per group, as a training job with a fixed batch
-        # would get (the caller resets dynamo between groups).
-        return torch.compile(eager_loss, dynamic=False)
-    if impl in OUR_BACKENDS:
-        return _ours(impl)
-    if impl == "timm":
-        from timm.loss import LabelSmoothingCrossEntropy
-
-        return LabelSmoothingCrossEntropy(smoothing=SMOOTHING)
-    if impl == "liger":
-        from liger_kernel.transformers import LigerCrossEntropyLoss
-
-        return LigerCrossEntropyLoss(label_smoothing=SMOOTHING)
-    raise ValueError(f"unknown implementation {impl!r}")
-
-
-def impl_label(impl: str) -> str:
-    return make_report.IMPL_LABELS.get(impl, impl)
+    return common.impl_fn(impl, eager_loss, _ours, timm=_timm_loss, liger=_liger_loss)
 
 
 # --- bytes ----------------------------------------------------------------------------------
 
 
 def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int:
-    elem = torch.empty((), dtype=dtype).element_size()
-    return shape.n * shape.c * elem * (1 if pass_ == "fwd" else 2)
+    return shape.n * shape.c * common.element_size(dtype) * (1 if pass_ == "fwd" else 2)
 
 
 def bytes_moved_estimate(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
@@ -188,152 +147,77 @@ def bytes_moved_estimate(impl: str, shape: Shape, dtype: torch.dtype, pass_: str
     """
     if impl not in COMPILED_BACKENDS:
         return None
-    elem = torch.empty((), dtype=dtype).element_size()
-    return shape.n * shape.c * elem * (1 if pass_ == "fwd" else 3)
+    return shape.n * shape.c * common.element_size(dtype) * (1 if pass_ == "fwd" else 3)
+
+
+def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
+    return {
+        "floor_bytes": floor_bytes(shape, dtype, pass_),
+        "bytes_moved_est": bytes_moved_estimate(impl, shape, dtype, pass_),
+    }
 
 
 # --- one case ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    fn: object
-    reset: object
-    compile_s: float | None
-    loss_err: float | None
-    grad_err: float | None
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def prepare(impl, pass_, x0, target, expected_loss, expected_grad, device) -> Prepared:
-    """Build the timed callable, run it once (compiling if needed) and compare with eager."""
-    loss_fn = make_loss_fn(impl)
-    # Each implementation gets its own copy of the logits: Liger writes the gradient into its
-    # input during forward, which would otherwise corrupt every later implementation's input.
-    x = x0.detach().clone()
-    if pass_ == "fwd":
-
-        def fn():
-            return loss_fn(x, target)
-
-        reset = None
-    else:
-        x.requires_grad_(True)
-
-        def fn():
-            loss_fn(x, target).backward()
-
-        def reset():
-            x.grad = None
-
-    t0 = time.perf_counter()
-    if pass_ == "fwd":
-        loss = fn()
-    else:
-        loss = loss_fn(x, target)
-        loss.backward()
-    _sync(device)
-    first_call_s = time.perf_counter() - t0
-
-    loss_err = grad_err = None
-    if expected_loss is not None:
-        ref = expected_loss.float()
-        loss_err = float((loss.detach().float() - ref).abs() / ref.abs().clamp_min(1.0))
-    if pass_ != "fwd" and expected_grad is not None and x.grad is not None:
-        g_ref = expected_grad.float()
-        scale = g_ref.abs().max().clamp_min(1e-30)
-        grad_err = float((x.grad.float() - g_ref).abs().max() / scale)
-    if reset is not None:
-        reset()
-    return Prepared(
-        fn=fn,
-        reset=reset,
-        compile_s=first_call_s if impl == "compile" else None,
-        loss_err=loss_err,
-        grad_err=grad_err,
-    )
-
-
-def finish_record(rec: dict, timing: common.Timing, copy_gbps: float) -> dict:
-    median = timing.median_ms
-    floor = rec["floor_bytes"]
-    rec["timing"] = timing.to_dict()
-    rec["median_ms"] = median
-    rec["floor_ms"] = floor / (copy_gbps * 1e9) * 1e3
-    rec["achieved_GBps"] = floor / (median * 1e-3) / 1e9
-    rec["fraction_of_floor"] = rec["floor_ms"] / median
-    est = rec["bytes_moved_est"]
-    rec["est_GBps"] = est / (median * 1e-3) / 1e9 if est is not None else None
-    return rec
-
-
-def check_status(rec: dict, dtype: torch.dtype) -> None:
-    loss_tol, grad_tol = TOLERANCE.get(dtype, TOLERANCE_16BIT)
-    bad = []
-    if rec.get("loss_err") is not None and not rec["loss_err"] <= loss_tol:
-        bad.append(f"loss off by {rec['loss_err']:.2e} (relative)")
-    if rec.get("grad_err") is not None and not rec["grad_err"] <= grad_tol:
-        bad.append(f"grad off by {rec['grad_err']:.2e} (of max |grad|)")
-    if bad:
-        rec["status"] = "mismatch"
-        rec["reason"] = "vs eager: " + "; ".join(bad)
-
-
-def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
-    """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
-    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+    """Logits and targets of one group, with eager's loss (and gradient) on them."""
     dev = torch.device(device)
     x0 = torch.randn(shape.n, shape.c, device=dev, dtype=torch.float32).to(dtype)
     target = torch.randint(0, shape.c, (shape.n,), device=dev)
-
     xe = x0.clone().requires_grad_(pass_ != "fwd")
     expected_loss = eager_loss(xe, target)
     expected_grad = None
     if pass_ != "fwd":
         expected_loss.backward()
         expected_grad = xe.grad
-    expected_loss = expected_loss.detach()
-    del xe
+    expected = (expected_loss.detach(), expected_grad)
+    return common.Case(shape, dtype, pass_, device, (x0, target), expected)
 
-    records = [
-        {
-            "shape": {"n": shape.n, "c": shape.c, "name": shape.name},
-            "dtype": str(dtype).removeprefix("torch."),
-            "pass": pass_,
-            "impl": impl,
-            "label": impl_label(impl),
-            "status": "ok",
-            "reason": None,
-            "floor_bytes": floor_bytes(shape, dtype, pass_),
-            "bytes_moved_est": bytes_moved_estimate(impl, shape, dtype, pass_),
+
+def prepare(impl: str, case: common.Case) -> common.Prepared:
+    """Build the timed callable, run it once (compiling if needed) and compare with eager."""
+    loss_fn = make_loss_fn(impl)
+    x0, target = case.inputs
+    # Each implementation gets its own copy of the logits: Liger writes the gradient into its
+    # input during forward, which would otherwise corrupt every later implementation's input.
+    x = x0.detach().clone()
+    expected_loss, expected_grad = case.expected
+
+    def check(loss):
+        ref = expected_loss.float()
+        grad_err = None
+        if case.pass_ != "fwd" and expected_grad is not None and x.grad is not None:
+            g_ref = expected_grad.float()
+            scale = g_ref.abs().max().clamp_min(1e-30)
+            grad_err = float((x.grad.float() - g_ref).abs().max() / scale)
+        return {
+            "loss_err": float((loss.detach().float() - ref).abs() / ref.abs().clamp_min(1.0)),
+            "grad_err": grad_err,
         }
-        for impl in impls
-    ]
 
-    def prepare_record(rec):
-        p = prepare(rec["impl"], pass_, x0, target, expected_loss, expected_grad, device)
-        rec.update(compile_s=p.compile_s, loss_err=p.loss_err, grad_err=p.grad_err)
-        check_status(rec, dtype)
-        return p.fn, p.reset
+    loss_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
+    limits = {
+        "loss_err": (loss_tol, "loss off by {:.2e} (relative)"),
+        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+    }
+    return common.prepare_call(impl, lambda: loss_fn(x, target), [x], case, check, limits, "eager")
 
-    common.measure_group(
-        records,
-        prepare_record,
-        lambda rec, timing: finish_record(rec, timing, copy_gbps),
-        device,
-        effort,
-        progress,
-        f"{shape.label} {records[0]['dtype']} {pass_}",
+
+def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
+    """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
+    case = make_case(shape, dtype, pass_, device)
+    records = common.new_records(
+        case, impls, make_report.impl_label, record_fields, shape=shape_dict(shape)
     )
-    common.add_speedups(records, "eager", "speedup_vs_eager")
-    return records
+    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
+    return common.time_group(case, records, prepare, finish, effort, progress, baselines=("eager",))
 
 
 # --- driver -----------------------------------------------------------------------------------
+
+
+shape_dict = functools.partial(common.shape_dict, with_label=False)
 
 
 def parse_shapes(text: str) -> list[Shape]:
@@ -349,22 +233,15 @@ SPEC = common.BenchSpec(
     doc=__doc__,
     call=f"F.cross_entropy(x, t, label_smoothing={SMOOTHING}) and equivalents, mean",
     impls=IMPLS,
-    passes=PASSES,
-    dtypes=DTYPES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
-    effort=EFFORT,
     shapes_help="NxC list, e.g. 256x1000,4096x1000",
     parse_shapes=parse_shapes,
-    shape_dict=lambda s: {"n": s.n, "c": s.c, "name": s.name},
+    shape_dict=shape_dict,
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"smoothing": SMOOTHING},
 )
-
-
-def parse_args(argv=None):
-    return common.parse_args(SPEC, argv)
 
 
 def main(argv=None) -> int:

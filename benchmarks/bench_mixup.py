@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from dataclasses import dataclass
 
 import common
@@ -56,10 +55,8 @@ import torch
 cookbook_ops = common.import_cookbook_ops()
 
 BENCHMARK = "mixup"
-PASSES = ("fwd", "fwd+bwd")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm")
+PASSES = common.PASSES
+IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "timm")
 VARIANTS = ("mixup", "mixup_per_sample", "pairs_inplace", "cutmix", "cutmix_one_box")
 FORWARD_ONLY = ("pairs_inplace",)
 NUM_CLASSES = 1000  # for the dense targets timm's Mixup builds in the same call
@@ -113,13 +110,8 @@ QUICK_SHAPES = {
     "cpu": _all_variants(16, 3, 112, 112, "batch of 16 at 112x112"),
 }
 
-# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
-EFFORT = {
-    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
-    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
-    ("cpu", False): dict(warmup=2, reps=30, min_reps=7, budget_s=1.0),
-    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
-}
+# The default effort, with fewer and shorter CPU rounds: five variants per size.
+EFFORT = {**common.EFFORT, ("cpu", False): dict(warmup=2, reps=30, min_reps=7, budget_s=1.0)}
 
 # Max |error| over max |float64 reference| for the output and the input gradient. A blend
 # rounds once to the dtype, so 16-bit results sit within one rounding step.
@@ -264,18 +256,13 @@ def _timm_mixup(variant: str):
 
 def make_blend_fn(impl: str, variant: str, inp: Inputs, dtype: torch.dtype):
     """A fresh ``f(x) -> output`` for one (shape, dtype, pass) group (timm: ``(x, target)``)."""
-    if impl == "eager":
-        return _eager_fn(variant, inp, dtype)
-    if impl == "compile":
-        # Static shapes: one specialized graph per group, as a training job with a fixed batch
-        # would get (the caller resets dynamo between groups).
-        return torch.compile(_eager_fn(variant, inp, dtype), dynamic=False)
-    if impl in OUR_BACKENDS:
-        return _ours_fn(variant, inp, impl)
-    if impl == "timm":
+
+    def timm():
         mixer = _timm_mixup(variant)
         return lambda x: mixer(x, inp.labels)
-    raise ValueError(f"unknown implementation {impl!r}")
+
+    ours = functools.partial(_ours_fn, variant, inp)
+    return common.impl_fn(impl, _eager_fn(variant, inp, dtype), ours, timm=timm)
 
 
 # --- availability -------------------------------------------------------------------------------
@@ -285,50 +272,22 @@ def forward_op(variant: str) -> str:
     return "cutmix_forward" if variant.startswith("cutmix") else "mixup_forward"
 
 
-def _available_backends(device: str, op: str) -> list[str]:
-    try:
-        return list(cookbook_ops.available_backends(device, op=op))
-    except (TypeError, KeyError):  # a build whose registry does not know the op (or op=)
-        return list(cookbook_ops.available_backends(device))
-
-
-def _why_backend_unavailable(backend: str, device: str) -> str:
-    try:
-        x = torch.zeros(2, 1, 1, 1, device=device)
-        cookbook_ops.mixup(x, 0.5, torch.tensor([1, 0], device=device), backend=backend)
-    except Exception as exc:  # the op's own message names the missing piece
-        return str(exc)
-    return "not reported by cookbook_ops.available_backends()"
-
-
-def auto_backend(device: str, op: str) -> str | None:
-    """The backend ``backend="auto"`` runs for ``op`` on ``device``, for the record."""
-    try:
-        from cookbook_ops import _backend
-
-        return _backend.resolve_backend("auto", torch.device(device), op)
-    except Exception:  # an older layout of the package: not worth failing the run over
-        return None
+def _probe(backend: str, device: str) -> None:
+    x = torch.zeros(2, 1, 1, 1, device=device)
+    cookbook_ops.mixup(x, 0.5, torch.tensor([1, 0], device=device), backend=backend)
 
 
 def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device`` (for some variant), else why not."""
-    device_type = torch.device(device).type
     if impl in ("eager", "compile"):
         return None
-    if impl in OUR_BACKENDS:
-        if impl == "triton" and device_type == "cpu":
-            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if any(impl in _available_backends(device, forward_op(v)) for v in VARIANTS):
-            return None
-        return _why_backend_unavailable(impl, device)
+    if impl in common.OUR_BACKENDS:
+        ops = tuple(dict.fromkeys(forward_op(v) for v in VARIANTS))
+        probe = functools.partial(_probe, impl, device)
+        return common.backend_unavailable_reason(impl, device, ops, probe)
     if impl == "timm":
-        try:
-            from timm.data import Mixup  # noqa: F401
-        except Exception as exc:
-            return f"timm is not importable ({type(exc).__name__}: {exc})"
-        return None
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        return common.import_failure("timm", "timm.data:Mixup")
+    raise common.unknown_impl(impl, IMPLS)
 
 
 def not_applicable(impl: str, variant: str, pass_: str, device: str, n: int = 2) -> str | None:
@@ -339,36 +298,42 @@ def not_applicable(impl: str, variant: str, pass_: str, device: str, n: int = 2)
         return "timm's Mixup mixes in place, without gradients"
     if impl == "timm" and n % 2:
         return "timm's Mixup needs an even batch"
-    if impl in OUR_BACKENDS and impl not in _available_backends(device, forward_op(variant)):
+    if impl in common.OUR_BACKENDS and impl not in common.available_backends(
+        device, forward_op(variant)
+    ):
         return f"no {impl} kernel for {forward_op(variant)}"
     return None
 
 
 def impl_label(impl: str, variant: str) -> str:
-    if impl == "eager":
-        return "torch eager (cookbook expression)"
-    if impl == "timm":
-        return f"timm Mixup(mode={TIMM_MODE[variant][0]}) + targets"
-    return make_report.IMPL_LABELS.get(impl, impl)
+    return make_report.impl_label(
+        impl,
+        {
+            "eager": "torch eager (cookbook expression)",
+            "timm": f"timm Mixup(mode={TIMM_MODE[variant][0]}) + targets",
+        },
+    )
 
 
 # --- floor and checks -------------------------------------------------------------------------
 
 
-def _elem(dtype: torch.dtype) -> int:
-    return torch.empty((), dtype=dtype).element_size()
-
-
 def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
     fwd, fwd_bwd = FLOOR_ELEMENTS[shape.variant]
     per_element = fwd if pass_ == "fwd" else fwd_bwd
-    return None if per_element is None else per_element * shape.numel * _elem(dtype)
+    return None if per_element is None else per_element * shape.numel * common.element_size(dtype)
 
 
-def expected_outputs(shape: Shape, inp: Inputs, pass_: str):
-    """Output and input gradient of the reference evaluated in float64."""
+def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
+    return {"floor_bytes": floor_bytes(shape, dtype, pass_)}
+
+
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+    """The inputs of one group, with the output and input gradient of the reference evaluated
+    in float64."""
     from cookbook_ops.reference import mixup as reference
 
+    inp = make_inputs(shape, dtype, device)
     x = inp.x0.double().requires_grad_(pass_ != "fwd")
     v = shape.variant
     if v == "mixup":
@@ -383,16 +348,7 @@ def expected_outputs(shape: Shape, inp: Inputs, pass_: str):
     if pass_ != "fwd":
         out.backward(inp.grad_out.double())
         grad = x.grad
-    return out.detach(), grad
-
-
-def _rel_err(actual: torch.Tensor | None, expected: torch.Tensor) -> float:
-    if actual is None:
-        return float("inf")
-    if actual.shape != expected.shape:
-        return float("inf")
-    scale = expected.abs().max().clamp_min(1e-30)
-    return float((actual.double() - expected).abs().max() / scale)
+    return common.Case(shape, dtype, pass_, device, inp, (out.detach(), grad))
 
 
 def timm_error(variant, x_before, out, target, labels) -> float:
@@ -414,111 +370,58 @@ def timm_error(variant, x_before, out, target, labels) -> float:
         changed = (result != a).flatten(1).double().mean(1)
         return float((changed - (1 - lam)).abs().max())
     lam = lam.view(-1, *([1] * (a.dim() - 1)))
-    return _rel_err(result, lam * a + (1 - lam) * b)
+    return common.max_relative_error(result, lam * a + (1 - lam) * b)
 
 
 # --- one case ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Prepared:
-    fn: object
-    reset: object
-    compile_s: float | None
-    out_err: float | None
-    grad_err: float | None
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def prepare(impl, shape, pass_, inp: Inputs, expected, device, dtype) -> Prepared:
+def prepare(impl: str, case: common.Case) -> common.Prepared:
     """Build the timed callable, run it once (compiling if needed) and check it."""
-    blend = make_blend_fn(impl, shape.variant, inp, dtype)
+    inp, variant = case.inputs, case.shape.variant
+    blend = make_blend_fn(impl, variant, inp, case.dtype)
     x = inp.x0.detach().clone()  # each implementation its own copy: some work in place
-    if pass_ == "fwd":
-
-        def fn():
-            return blend(x)
-
-        reset = None
-    else:
-        x.requires_grad_(True)
-
-        def fn():
-            blend(x).backward(inp.grad_out)
-
-        def reset():
-            x.grad = None
-
     x_before = x.detach().clone() if impl == "timm" else None
-    t0 = time.perf_counter()
-    out = blend(x)
-    if pass_ != "fwd":
-        out.backward(inp.grad_out)
-    _sync(device)
-    first_call_s = time.perf_counter() - t0
+    out_ref, grad_ref = case.expected
 
-    out_ref, grad_ref = expected
-    grad_err = None
-    if impl == "timm":
-        out, target = out
-        out_err = timm_error(shape.variant, x_before, out, target, inp.labels)
-    else:
-        out_err = _rel_err(out.detach(), out_ref)
-    if grad_ref is not None:
-        grad_err = _rel_err(x.grad, grad_ref)
-    if reset is not None:
-        reset()
-    return Prepared(
-        fn=fn,
-        reset=reset,
-        compile_s=first_call_s if impl == "compile" else None,
-        out_err=out_err,
-        grad_err=grad_err,
+    def check(out):
+        if impl == "timm":
+            out, target = out
+            out_err = timm_error(variant, x_before, out, target, inp.labels)
+        else:
+            out_err = common.max_relative_error(out.detach(), out_ref)
+        grad_err = None if grad_ref is None else common.max_relative_error(x.grad, grad_ref)
+        return {"out_err": out_err, "grad_err": grad_err}
+
+    out_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
+    if impl == "timm" and TIMM_MODE[variant][1]:
+        out_tol = TIMM_CUTMIX_TOLERANCE.get(case.dtype, TIMM_CUTMIX_TOLERANCE_16BIT)
+    limits = {
+        "out_err": (out_tol, "output off by {:.2e}"),
+        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+    }
+    return common.prepare_call(
+        impl,
+        lambda: blend(x),
+        [x],
+        case,
+        check,
+        limits,
+        "float64 reference",
+        grad_output=inp.grad_out,
     )
-
-
-def check_status(rec: dict, dtype: torch.dtype) -> None:
-    out_tol, grad_tol = TOLERANCE.get(dtype, TOLERANCE_16BIT)
-    if rec.get("impl") == "timm" and TIMM_MODE[rec["variant"]][1]:
-        out_tol = TIMM_CUTMIX_TOLERANCE.get(dtype, TIMM_CUTMIX_TOLERANCE_16BIT)
-    bad = []
-    if rec.get("out_err") is not None and not rec["out_err"] <= out_tol:
-        bad.append(f"output off by {rec['out_err']:.2e}")
-    if rec.get("grad_err") is not None and not rec["grad_err"] <= grad_tol:
-        bad.append(f"grad off by {rec['grad_err']:.2e} (of max |grad|)")
-    if bad:
-        rec["status"] = "mismatch"
-        rec["reason"] = "vs float64 reference: " + "; ".join(bad)
-
-
-def finish_record(rec: dict, timing: common.Timing, copy_gbps: float) -> dict:
-    median = timing.median_ms
-    floor = rec["floor_bytes"]
-    rec["timing"] = timing.to_dict()
-    rec["median_ms"] = median
-    rec["floor_ms"] = floor / (copy_gbps * 1e9) * 1e3
-    rec["achieved_GBps"] = floor / (median * 1e-3) / 1e9
-    rec["fraction_of_floor"] = rec["floor_ms"] / median
-    return rec
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (variant shape, dtype, pass); eager first, ratios against it."""
-    dtype_name = str(dtype).removeprefix("torch.")
-    label = f"{shape.label} {dtype_name} {pass_}"
+    label = f"{shape.label} {common.dtype_name(dtype)} {pass_}"
     if pass_ != "fwd" and shape.variant in FORWARD_ONLY:
         progress.update(f"{label}: forward only", n=len(impls))
         note = f"{shape.variant} is timed forward only: it works in place on data"
         if note not in NOTES:
             NOTES.append(note)
         return []
-    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
-    inp = make_inputs(shape, dtype, device)
-    expected = expected_outputs(shape, inp, pass_)
+    case = make_case(shape, dtype, pass_, device)
     timed, skipped = [], []
     for impl in impls:
         reason = not_applicable(impl, shape.variant, pass_, device, shape.n)
@@ -531,67 +434,20 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
             if note not in NOTES:
                 NOTES.append(note)
 
-    records = [
-        {
-            "shape": shape_dict(shape),
-            "variant": shape.variant,
-            "dtype": dtype_name,
-            "pass": pass_,
-            "impl": impl,
-            "label": impl_label(impl, shape.variant),
-            "status": "ok",
-            "reason": None,
-            "floor_bytes": floor_bytes(shape, dtype, pass_),
-        }
-        for impl in timed
-    ]
-
-    def prepare_record(rec):
-        p = prepare(rec["impl"], shape, pass_, inp, expected, device, dtype)
-        rec.update(compile_s=p.compile_s, out_err=p.out_err, grad_err=p.grad_err)
-        check_status(rec, dtype)
-        return p.fn, p.reset
-
-    common.measure_group(
-        records,
-        prepare_record,
-        lambda rec, timing: finish_record(rec, timing, copy_gbps),
-        device,
-        effort,
-        progress,
-        label,
+    records = common.new_records(
+        case, timed, functools.partial(impl_label, variant=shape.variant), record_fields
     )
-    common.add_speedups(records, "eager", "speedup_vs_eager")
-    common.add_speedups(records, "compile", "speedup_vs_compile")
-    return records
+    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
+    return common.time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
 
 
-def shape_dict(shape: Shape) -> dict:
-    return {
-        "variant": shape.variant,
-        "n": shape.n,
-        "c": shape.c,
-        "h": shape.h,
-        "w": shape.w,
-        "label": shape.label,
-        "name": shape.name,
-    }
-
-
 def parse_shapes(text: str) -> list[Shape]:
     """``[variant:]NxCxHxW`` items; without a variant, every variant of that size."""
-    shapes = []
-    for item in text.split(","):
-        variant, _, size = item.strip().rpartition(":")
-        n, c, h, w = (int(v) for v in size.lower().split("x"))
-        if variant and variant not in VARIANTS:
-            raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        for v in [variant] if variant else VARIANTS:
-            shapes.append(Shape(v, n, c, h, w, "custom"))
-    return shapes
+    items = common.parse_kind_sizes(text, VARIANTS, "variant")
+    return [Shape(v, n, c, h, w, "custom") for v, (n, c, h, w) in items]
 
 
 SPEC = common.BenchSpec(
@@ -602,8 +458,6 @@ SPEC = common.BenchSpec(
         "(lam * x + (1 - lam) * x[index]; x2[:, :, y0:y1, x0:x1] = x[index, :, y0:y1, x0:x1])"
     ),
     impls=IMPLS,
-    passes=PASSES,
-    dtypes=DTYPES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
     effort=EFFORT,
@@ -612,7 +466,6 @@ SPEC = common.BenchSpec(
         + ", ".join(VARIANTS)
     ),
     parse_shapes=parse_shapes,
-    shape_dict=shape_dict,
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"num_classes_for_timm_targets": NUM_CLASSES},
@@ -625,18 +478,11 @@ SPEC = common.BenchSpec(
         ),
         "notes": NOTES,
     },
+    auto_backend_ops=("mixup_forward", "cutmix_forward"),
 )
 
 
-def parse_args(argv=None):
-    return common.parse_args(SPEC, argv)
-
-
 def main(argv=None) -> int:
-    device = parse_args(argv).device
-    for op in ("mixup_forward", "cutmix_forward"):
-        NOTES.append(f"backend='auto' runs {auto_backend(device, op)!r} for {op} on {device}")
-        print(NOTES[-1], flush=True)
     return common.main(SPEC, argv)
 
 

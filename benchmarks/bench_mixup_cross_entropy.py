@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import time
 from dataclasses import dataclass
 
 import common
@@ -44,16 +43,16 @@ import make_report
 import torch
 import torch.nn.functional as F
 
+# The logits-sized traffic is that of the label-smoothed cross-entropy: the same model.
+from bench_label_smoothing_cross_entropy import record_fields
+
 cookbook_ops = common.import_cookbook_ops()
 
 SMOOTHING = 0.1
 BENCHMARK = "mixup_cross_entropy"
 FORWARD_OP = "mixup_cross_entropy_forward"
-PASSES = ("fwd", "fwd+bwd")
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
-COMPILED_BACKENDS = ("cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", *OUR_BACKENDS, "dense", "timm")
+PASSES = common.PASSES
+IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "dense", "timm")
 LAM_KINDS = ("scalar", "per_sample")
 
 
@@ -82,14 +81,6 @@ SHAPES = {
 QUICK_SHAPES = {
     "cuda": _both(4096, 1000, "ImageNet-1k, batch 4096"),
     "cpu": _both(256, 1000, "ImageNet-1k, batch 256"),
-}
-
-# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
-EFFORT = {
-    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
-    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
-    ("cpu", False): dict(warmup=2, reps=40, min_reps=7, budget_s=1.5),
-    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
 }
 
 # Loss relative to max(|loss|, 1), gradient relative to max |gradient|, both against float64.
@@ -146,96 +137,37 @@ def _ours(backend: str):
     return functools.partial(cookbook_ops.mixup_cross_entropy, smoothing=SMOOTHING, backend=backend)
 
 
-def _available_backends(device: str) -> list[str]:
-    try:
-        return list(cookbook_ops.available_backends(device, op=FORWARD_OP))
-    except (TypeError, KeyError):  # a build whose registry does not know the op (or op=)
-        return list(cookbook_ops.available_backends(device))
-
-
-def _why_backend_unavailable(backend: str, device: str) -> str:
-    try:
-        x = torch.zeros(1, 2, device=device)
-        t = torch.zeros(1, dtype=torch.long, device=device)
-        cookbook_ops.mixup_cross_entropy(x, t, t, 0.5, backend=backend)
-    except Exception as exc:  # the op's own message names the missing piece
-        return str(exc)
-    return "not reported by cookbook_ops.available_backends()"
-
-
-def auto_backend(device: str) -> str | None:
-    """The backend ``backend="auto"`` runs on ``device``, for the record."""
-    try:
-        from cookbook_ops import _backend
-
-        return _backend.resolve_backend("auto", torch.device(device), FORWARD_OP)
-    except Exception:  # an older layout of the package: not worth failing the run over
-        return None
+def _probe(backend: str, device: str) -> None:
+    x = torch.zeros(1, 2, device=device)
+    t = torch.zeros(1, dtype=torch.long, device=device)
+    cookbook_ops.mixup_cross_entropy(x, t, t, 0.5, backend=backend)
 
 
 def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
-    device_type = torch.device(device).type
     if impl in ("eager", "compile", "dense"):
         return None
-    if impl in OUR_BACKENDS:
-        if impl == "triton" and device_type == "cpu":
-            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if impl in _available_backends(device):
-            return None
-        return _why_backend_unavailable(impl, device)
+    if impl in common.OUR_BACKENDS:
+        probe = functools.partial(_probe, impl, device)
+        return common.backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
     if impl == "timm":
-        try:
-            from timm.data.mixup import mixup_target  # noqa: F401
-            from timm.loss import SoftTargetCrossEntropy  # noqa: F401
-        except Exception as exc:
-            return f"timm is not importable ({type(exc).__name__}: {exc})"
-        return None
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        return common.import_failure(
+            "timm", "timm.data.mixup:mixup_target", "timm.loss:SoftTargetCrossEntropy"
+        )
+    raise common.unknown_impl(impl, IMPLS)
 
 
 def make_loss_fn(impl: str):
     """A fresh ``loss(x, ya, yb, lam) -> mean loss`` for one (shape, dtype, pass) group."""
-    if impl == "eager":
-        return eager_loss
-    if impl == "compile":
-        # Static shapes: one specialized graph per group, as a training job with a fixed batch
-        # would get (the caller resets dynamo between groups).
-        return torch.compile(eager_loss, dynamic=False)
-    if impl in OUR_BACKENDS:
-        return _ours(impl)
-    if impl == "dense":
-        return dense_loss
-    if impl == "timm":
-        return _timm_loss()
-    raise ValueError(f"unknown implementation {impl!r}")
+    return common.impl_fn(impl, eager_loss, _ours, dense=lambda: dense_loss, timm=_timm_loss)
 
 
-def impl_label(impl: str) -> str:
-    if impl == "eager":
-        return "torch eager (two CEs)"
-    if impl == "dense":
-        return "dense target + soft CE (eager)"
-    if impl == "timm":
-        return "timm mixup_target + SoftTargetCrossEntropy"
-    return make_report.IMPL_LABELS.get(impl, impl)
-
-
-# --- bytes ----------------------------------------------------------------------------------
-
-
-def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int:
-    elem = torch.empty((), dtype=dtype).element_size()
-    return shape.n * shape.c * elem * (1 if pass_ == "fwd" else 2)
-
-
-def bytes_moved_estimate(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
-    """Logits-sized traffic of our compiled kernels (forward reads the logits once; backward
-    reads them again and writes the gradient); None for the others."""
-    if impl not in COMPILED_BACKENDS:
-        return None
-    elem = torch.empty((), dtype=dtype).element_size()
-    return shape.n * shape.c * elem * (1 if pass_ == "fwd" else 3)
+IMPL_LABELS = {
+    "eager": "torch eager (two CEs)",
+    "dense": "dense target + soft CE (eager)",
+    "timm": "timm mixup_target + SoftTargetCrossEntropy",
+}
+impl_label = functools.partial(make_report.impl_label, overrides=IMPL_LABELS)
 
 
 # --- one case ---------------------------------------------------------------------------------
@@ -261,8 +193,10 @@ def make_inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0) ->
     return Inputs(x0, target_a, target_a.flip(0), lam)
 
 
-def expected_outputs(inp: Inputs, pass_: str):
-    """Loss and gradient of the cookbook's expression in float64."""
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+    """The inputs of one group, with the loss and gradient of the cookbook's expression in
+    float64."""
+    inp = make_inputs(shape, dtype, device)
     x = inp.x0.double().requires_grad_(pass_ != "fwd")
     lam = inp.lam.double() if isinstance(inp.lam, torch.Tensor) else inp.lam
     loss = eager_loss(x, inp.target_a, inp.target_b, lam)
@@ -270,154 +204,45 @@ def expected_outputs(inp: Inputs, pass_: str):
     if pass_ != "fwd":
         loss.backward()
         grad = x.grad
-    return loss.detach(), grad
+    return common.Case(shape, dtype, pass_, device, inp, (loss.detach(), grad))
 
 
-@dataclass
-class Prepared:
-    fn: object
-    reset: object
-    compile_s: float | None
-    loss_err: float | None
-    grad_err: float | None
-
-
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def prepare(impl, pass_, inp: Inputs, expected, device) -> Prepared:
+def prepare(impl: str, case: common.Case) -> common.Prepared:
     """Build the timed callable, run it once (compiling if needed) and compare with float64."""
     loss_fn = make_loss_fn(impl)
+    inp = case.inputs
     x = inp.x0.detach().clone()
-    args = (inp.target_a, inp.target_b, inp.lam)
-    if pass_ == "fwd":
+    loss_ref, grad_ref = case.expected
 
-        def fn():
-            return loss_fn(x, *args)
+    def check(loss):
+        loss_err = float((loss.detach().double() - loss_ref).abs() / loss_ref.abs().clamp_min(1.0))
+        grad_err = None if grad_ref is None else common.max_relative_error(x.grad, grad_ref)
+        return {"loss_err": loss_err, "grad_err": grad_err}
 
-        reset = None
-    else:
-        x.requires_grad_(True)
-
-        def fn():
-            loss_fn(x, *args).backward()
-
-        def reset():
-            x.grad = None
-
-    t0 = time.perf_counter()
-    loss = loss_fn(x, *args)
-    if pass_ != "fwd":
-        loss.backward()
-    _sync(device)
-    first_call_s = time.perf_counter() - t0
-
-    loss_ref, grad_ref = expected
-    loss_err = float((loss.detach().double() - loss_ref).abs() / loss_ref.abs().clamp_min(1.0))
-    grad_err = None
-    if grad_ref is not None:
-        if x.grad is None:
-            grad_err = float("inf")
-        else:
-            scale = grad_ref.abs().max().clamp_min(1e-30)
-            grad_err = float((x.grad.double() - grad_ref).abs().max() / scale)
-    if reset is not None:
-        reset()
-    return Prepared(
-        fn=fn,
-        reset=reset,
-        compile_s=first_call_s if impl == "compile" else None,
-        loss_err=loss_err,
-        grad_err=grad_err,
-    )
-
-
-def check_status(rec: dict, dtype: torch.dtype) -> None:
-    loss_tol, grad_tol = TOLERANCE.get(dtype, TOLERANCE_16BIT)
-    bad = []
-    if rec.get("loss_err") is not None and not rec["loss_err"] <= loss_tol:
-        bad.append(f"loss off by {rec['loss_err']:.2e} (relative)")
-    if rec.get("grad_err") is not None and not rec["grad_err"] <= grad_tol:
-        bad.append(f"grad off by {rec['grad_err']:.2e} (of max |grad|)")
-    if bad:
-        rec["status"] = "mismatch"
-        rec["reason"] = "vs float64 expression: " + "; ".join(bad)
-
-
-def finish_record(rec: dict, timing: common.Timing, copy_gbps: float) -> dict:
-    median = timing.median_ms
-    floor = rec["floor_bytes"]
-    rec["timing"] = timing.to_dict()
-    rec["median_ms"] = median
-    rec["floor_ms"] = floor / (copy_gbps * 1e9) * 1e3
-    rec["achieved_GBps"] = floor / (median * 1e-3) / 1e9
-    rec["fraction_of_floor"] = rec["floor_ms"] / median
-    est = rec["bytes_moved_est"]
-    rec["est_GBps"] = est / (median * 1e-3) / 1e9 if est is not None else None
-    return rec
+    loss_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
+    limits = {
+        "loss_err": (loss_tol, "loss off by {:.2e} (relative)"),
+        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+    }
+    forward = lambda: loss_fn(x, inp.target_a, inp.target_b, inp.lam)
+    return common.prepare_call(impl, forward, [x], case, check, limits, "float64 expression")
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
-    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
-    inp = make_inputs(shape, dtype, device)
-    expected = expected_outputs(inp, pass_)
-    dtype_name = str(dtype).removeprefix("torch.")
-    records = [
-        {
-            "shape": shape_dict(shape),
-            "dtype": dtype_name,
-            "pass": pass_,
-            "impl": impl,
-            "label": impl_label(impl),
-            "status": "ok",
-            "reason": None,
-            "floor_bytes": floor_bytes(shape, dtype, pass_),
-            "bytes_moved_est": bytes_moved_estimate(impl, shape, dtype, pass_),
-        }
-        for impl in impls
-    ]
-
-    def prepare_record(rec):
-        p = prepare(rec["impl"], pass_, inp, expected, device)
-        rec.update(compile_s=p.compile_s, loss_err=p.loss_err, grad_err=p.grad_err)
-        check_status(rec, dtype)
-        return p.fn, p.reset
-
-    common.measure_group(
-        records,
-        prepare_record,
-        lambda rec, timing: finish_record(rec, timing, copy_gbps),
-        device,
-        effort,
-        progress,
-        f"{shape.label} {dtype_name} {pass_}",
-    )
-    common.add_speedups(records, "eager", "speedup_vs_eager")
-    common.add_speedups(records, "compile", "speedup_vs_compile")
-    return records
+    case = make_case(shape, dtype, pass_, device)
+    records = common.new_records(case, impls, impl_label, record_fields)
+    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
+    return common.time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
 
 
-def shape_dict(shape: Shape) -> dict:
-    return {"n": shape.n, "c": shape.c, "lam": shape.lam, "label": shape.label, "name": shape.name}
-
-
 def parse_shapes(text: str) -> list[Shape]:
     """``[scalar:|per_sample:]NxC`` items; without a lam kind, both kinds of that size."""
-    shapes = []
-    for item in text.split(","):
-        lam, _, size = item.strip().rpartition(":")
-        n, c = (int(v) for v in size.lower().split("x"))
-        if lam and lam not in LAM_KINDS:
-            raise SystemExit(f"unknown lam kind {lam!r}; known: {', '.join(LAM_KINDS)}")
-        for kind in [lam] if lam else LAM_KINDS:
-            shapes.append(Shape(n, c, kind, "custom"))
-    return shapes
+    items = common.parse_kind_sizes(text, LAM_KINDS, "lam kind")
+    return [Shape(n, c, lam, "custom") for lam, (n, c) in items]
 
 
 SPEC = common.BenchSpec(
@@ -429,14 +254,10 @@ SPEC = common.BenchSpec(
         f"F.cross_entropy(x, yb, label_smoothing={SMOOTHING}), mean"
     ),
     impls=IMPLS,
-    passes=PASSES,
-    dtypes=DTYPES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
-    effort=EFFORT,
     shapes_help="[scalar:|per_sample:]NxC list, e.g. 4096x1000,per_sample:256x1000",
     parse_shapes=parse_shapes,
-    shape_dict=shape_dict,
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"smoothing": SMOOTHING, "target_b": "target_a flipped along the batch"},
@@ -449,18 +270,11 @@ SPEC = common.BenchSpec(
         ),
         "notes": NOTES,
     },
+    auto_backend_ops=(FORWARD_OP,),
 )
 
 
-def parse_args(argv=None):
-    return common.parse_args(SPEC, argv)
-
-
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    chosen = auto_backend(args.device)
-    NOTES.append(f"backend='auto' runs {chosen!r} for {FORWARD_OP} on {args.device} in this build")
-    print(NOTES[-1], flush=True)
     return common.main(SPEC, argv)
 
 

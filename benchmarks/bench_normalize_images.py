@@ -32,11 +32,9 @@ Writes <out>/normalize_images-<device>[-quick].{json,md,png}.
 
 from __future__ import annotations
 
-import json
+import functools
 import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import common
 import make_report
@@ -47,9 +45,7 @@ cookbook_ops = common.import_cookbook_ops()
 BENCHMARK = "normalize_images"
 OP = "normalize_images_forward"
 PASSES = ("fwd",)
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", "per_image", *OUR_BACKENDS)
+IMPLS = ("eager", "compile", "per_image", *common.OUR_BACKENDS)
 VARIANTS = ("plain", "flip", "mixup", "flip_mixup")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -91,9 +87,9 @@ QUICK_SHAPES = {
     "cuda": _all_variants(64, 224, 224, 3, "ImageNet batch of 64"),
     "cpu": _all_variants(16, 112, 112, 3, "batch of 16 at 112x112"),
 }
+# The default effort, with fewer CPU rounds: a batch of images takes long on the CPU.
 EFFORT = {
-    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
-    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
+    **common.EFFORT,
     ("cpu", False): dict(warmup=2, reps=20, min_reps=5, budget_s=1.5),
     ("cpu", True): dict(warmup=1, reps=6, min_reps=3, budget_s=0.2),
 }
@@ -124,8 +120,10 @@ def make_inputs(shape: Shape, device: str, seed: int = 0) -> Inputs:
     return Inputs(images, flip, lam, index)
 
 
-def expected_output(inp: Inputs) -> torch.Tensor:
-    """The formula in float64 (flip, scale, normalize, blend), NCHW."""
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+    """The inputs of one group, with the formula evaluated in float64 (flip, scale,
+    normalize, blend), NCHW."""
+    inp = make_inputs(shape, device)
     x = inp.images.permute(0, 3, 1, 2).double()
     if inp.flip is not None:
         x = torch.where(inp.flip.view(-1, 1, 1, 1), x.flip(-1), x)
@@ -135,7 +133,7 @@ def expected_output(inp: Inputs) -> torch.Tensor:
     if inp.lam is not None:
         lam = inp.lam.double().view(-1, 1, 1, 1)
         v = lam * v + (1 - lam) * v[inp.index]
-    return v
+    return common.Case(shape, dtype, pass_, device, inp, v)
 
 
 # --- implementations --------------------------------------------------------------------------
@@ -201,11 +199,11 @@ def make_fn(impl: str, inp: Inputs, out_dtype):
     if impl == "eager":
         return lambda: torchvision_chain(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
     if impl == "compile":
-        compiled = torch.compile(torchvision_chain, dynamic=False)
+        compiled = common.compile_static(torchvision_chain)
         return lambda: compiled(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
     if impl == "per_image":
         return per_image_loader(inp, out_dtype)
-    if impl in OUR_BACKENDS:
+    if impl in common.OUR_BACKENDS:
         mixup = None if inp.lam is None else (inp.lam, inp.index)
         return lambda: cookbook_ops.normalize_images(
             inp.images, MEAN, STD, flip=inp.flip, mixup=mixup, out_dtype=out_dtype, backend=impl
@@ -216,30 +214,15 @@ def make_fn(impl: str, inp: Inputs, out_dtype):
 # --- availability -------------------------------------------------------------------------------
 
 
-def _available_backends(device: str) -> list[str]:
-    try:
-        return list(cookbook_ops.available_backends(device, op=OP))
-    except (TypeError, KeyError):
-        return list(cookbook_ops.available_backends(device))
-
-
 def unavailable_reason(impl: str, device: str) -> str | None:
-    device_type = torch.device(device).type
     if impl in ("eager", "compile", "per_image"):
-        try:
-            import torchvision  # noqa: F401
-        except Exception as exc:
-            return f"torchvision is not importable ({type(exc).__name__}: {exc})"
-        if impl == "per_image" and device_type != "cpu":
+        reason = common.import_failure("torchvision", "torchvision")
+        if reason is None and impl == "per_image" and torch.device(device).type != "cpu":
             return "the per-image DataLoader pipeline runs on the CPU (see the CPU run)"
-        return None
-    if impl in OUR_BACKENDS:
-        if impl == "triton" and device_type == "cpu":
-            return "Triton on CPU tensors runs only in the interpreter, not a performance path"
-        if impl in _available_backends(device):
-            return None
-        return f"cookbook_ops has no {impl} backend for {OP} on {device}"
-    raise ValueError(f"unknown implementation {impl!r}; known: {', '.join(IMPLS)}")
+        return reason
+    if impl in common.OUR_BACKENDS:
+        return common.backend_unavailable_reason(impl, device, (OP,))
+    raise common.unknown_impl(impl, IMPLS)
 
 
 def not_applicable(impl: str, variant: str) -> str | None:
@@ -253,127 +236,58 @@ IMPL_LABELS = {
     "compile": "torch.compile(torchvision v2 chain)",
     "per_image": "per-image ToTensor+Normalize in a DataLoader",
 }
-
-
-def impl_label(impl: str) -> str:
-    return IMPL_LABELS.get(impl) or make_report.IMPL_LABELS.get(impl, impl)
+impl_label = functools.partial(make_report.impl_label, overrides=IMPL_LABELS)
 
 
 # --- one group --------------------------------------------------------------------------------
 
 
 def floor_bytes(shape: Shape, dtype: torch.dtype) -> int:
-    return shape.numel * (1 + torch.empty((), dtype=dtype).element_size())
+    return shape.numel * (1 + common.element_size(dtype))
 
 
-def relative_error(out: torch.Tensor, expected: torch.Tensor) -> float:
-    if out.shape != expected.shape:
-        return float("inf")
-    return float((out.double() - expected).abs().max() / expected.abs().max().clamp_min(1e-30))
+def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
+    return {"floor_bytes": floor_bytes(shape, dtype)}
 
 
-def _sync(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+def prepare(impl: str, case: common.Case) -> common.Prepared:
+    """Build the timed call, run it once (compiling if needed) and compare with float64."""
+    fn = make_fn(impl, case.inputs, case.dtype)
 
+    def check(out):
+        err = common.max_relative_error(out.to(case.expected.device), case.expected)
+        if not out.is_contiguous():
+            err = float("inf")  # the contract is a contiguous NCHW batch
+        return {"out_err": err}
 
-def prepare(impl: str, inp: Inputs, expected: torch.Tensor, device: str, dtype: torch.dtype):
-    """(fn, first-call seconds, relative error of the output)."""
-    fn = make_fn(impl, inp, dtype)
-    t0 = time.perf_counter()
-    out = fn()
-    _sync(device)
-    first_s = time.perf_counter() - t0
-    err = relative_error(out.to(expected.device), expected)
-    if not out.is_contiguous():
-        err = float("inf")  # the contract is a contiguous NCHW batch
-    return fn, first_s, err
+    limits = {"out_err": (TOLERANCE[case.dtype], "output off by {:.2e} (of max |out|)")}
+    return common.prepare_call(impl, fn, [], case, check, limits, "float64 formula")
 
 
 def finish_record(rec: dict, timing: common.Timing, copy_gbps: float, n: int) -> dict:
-    median = timing.median_ms
-    rec["timing"] = timing.to_dict()
-    rec["median_ms"] = median
-    rec["images_per_s"] = n / (median * 1e-3)
-    rec["floor_ms"] = rec["floor_bytes"] / (copy_gbps * 1e9) * 1e3
-    rec["achieved_GBps"] = rec["floor_bytes"] / (median * 1e-3) / 1e9
-    rec["fraction_of_floor"] = rec["floor_ms"] / median
+    common.memory_floor_numbers(rec, timing, copy_gbps)
+    rec["images_per_s"] = n / (timing.median_ms * 1e-3)
     return rec
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
-    dtype_name = str(dtype).removeprefix("torch.")
-    label = f"{shape.label} {dtype_name}"
-    torch._dynamo.reset()
-    inp = make_inputs(shape, device)
-    expected = expected_output(inp)
+    label = f"{shape.label} {common.dtype_name(dtype)}"
+    case = make_case(shape, dtype, pass_, device)
     timed = [i for i in impls if not_applicable(i, shape.variant) is None]
     if len(timed) < len(impls):
         progress.update(f"{label}: per-image pipeline not applicable", n=len(impls) - len(timed))
-    records = [
-        {
-            "shape": shape_dict(shape),
-            "variant": shape.variant,
-            "dtype": dtype_name,
-            "pass": pass_,
-            "impl": impl,
-            "label": impl_label(impl),
-            "status": "ok",
-            "reason": None,
-            "floor_bytes": floor_bytes(shape, dtype),
-        }
-        for impl in timed
-    ]
-
-    def prepare_record(rec):
-        fn, first_s, err = prepare(rec["impl"], inp, expected, device, dtype)
-        rec["out_err"] = err
-        rec["compile_s"] = first_s if rec["impl"] == "compile" else None
-        if not err <= TOLERANCE[dtype]:
-            rec["status"] = "mismatch"
-            rec["reason"] = f"vs float64 formula: output off by {err:.2e} (of max |out|)"
-        return fn, None
-
-    common.measure_group(
-        records,
-        prepare_record,
-        lambda rec, timing: finish_record(rec, timing, copy_gbps, shape.n),
-        device,
-        effort,
-        progress,
-        label,
-    )
-    common.add_speedups(records, "eager", "speedup_vs_eager")
-    common.add_speedups(records, "compile", "speedup_vs_compile")
-    return records
+    records = common.new_records(case, timed, impl_label, record_fields)
+    finish = functools.partial(finish_record, copy_gbps=copy_gbps, n=shape.n)
+    return common.time_group(case, records, prepare, finish, effort, progress, label=label)
 
 
 # --- driver -----------------------------------------------------------------------------------
 
 
-def shape_dict(shape: Shape) -> dict:
-    return {
-        "variant": shape.variant,
-        "n": shape.n,
-        "h": shape.h,
-        "w": shape.w,
-        "c": shape.c,
-        "label": shape.label,
-        "name": shape.name,
-    }
-
-
 def parse_shapes(text: str) -> list[Shape]:
     """``[variant:]NxHxWxC`` items; without a variant, every variant of that size."""
-    shapes = []
-    for item in text.split(","):
-        variant, _, size = item.strip().rpartition(":")
-        n, h, w, c = (int(v) for v in size.lower().split("x"))
-        if variant and variant not in VARIANTS:
-            raise SystemExit(f"unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
-        for v in [variant] if variant else VARIANTS:
-            shapes.append(Shape(v, n, h, w, c, "custom"))
-    return shapes
+    items = common.parse_kind_sizes(text, VARIANTS, "variant")
+    return [Shape(v, n, h, w, c, "custom") for v, (n, h, w, c) in items]
 
 
 SPEC = common.BenchSpec(
@@ -386,7 +300,6 @@ SPEC = common.BenchSpec(
     ),
     impls=IMPLS,
     passes=PASSES,
-    dtypes=DTYPES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
     effort=EFFORT,
@@ -395,7 +308,6 @@ SPEC = common.BenchSpec(
         + ", ".join(VARIANTS)
     ),
     parse_shapes=parse_shapes,
-    shape_dict=shape_dict,
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"mean": MEAN, "std": STD, "output_layout": "NCHW contiguous"},
@@ -407,6 +319,7 @@ SPEC = common.BenchSpec(
         ),
         "notes": NOTES,
     },
+    extra_sections=lambda run: [("images per second", images_per_second_table(run))],
 )
 
 
@@ -439,18 +352,7 @@ def images_per_second_table(run: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = common.parse_args(SPEC, argv)
-    status = common.main(SPEC, argv)
-    stem = f"{BENCHMARK}-{torch.device(args.device).type}" + ("-quick" if args.quick else "")
-    json_path = Path(args.out) / f"{stem}.json"
-    if json_path.exists():
-        run = json.loads(json_path.read_text())
-        table = images_per_second_table(run)
-        print("\nimages per second:\n\n" + table, flush=True)
-        md_path = json_path.with_suffix(".md")
-        if md_path.exists():
-            md_path.write_text(md_path.read_text() + "\n## Images per second\n\n" + table)
-    return status
+    return common.main(SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import make_report
 import torch
@@ -42,6 +43,113 @@ def import_cookbook_ops():
     except ImportError:
         sys.path.insert(0, str(REPO_ROOT))
         return importlib.import_module("cookbook_ops")
+
+
+# --- what every op benchmark shares ---------------------------------------------------------
+
+OUR_BACKENDS = ("reference", "cpu", "cuda", "triton")
+PASSES = ("fwd", "fwd+bwd")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Per-implementation timing effort: (warmup, max reps, min reps, seconds of timed calls).
+EFFORT = {
+    ("cuda", False): dict(warmup=5, reps=100, min_reps=10, budget_s=0.2),
+    ("cuda", True): dict(warmup=3, reps=20, min_reps=5, budget_s=0.05),
+    ("cpu", False): dict(warmup=2, reps=40, min_reps=7, budget_s=1.5),
+    ("cpu", True): dict(warmup=1, reps=8, min_reps=3, budget_s=0.2),
+}
+TRITON_ON_CPU = "Triton on CPU tensors runs only in the interpreter, not a performance path"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """How results name a dtype: "float32" for torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
+
+def element_size(dtype: torch.dtype) -> int:
+    return torch.empty((), dtype=dtype).element_size()
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU, so that a host clock read next covers the work queued before."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def compile_static(fn: Callable) -> Callable:
+    """torch.compile with static shapes: one specialized graph per (shape, dtype, pass) group,
+    as a training job with a fixed batch would get (the groups reset dynamo in between)."""
+    return torch.compile(fn, dynamic=False)
+
+
+def available_backends(device: str, op: str) -> list[str]:
+    """The backends of ours that have a kernel for ``op`` on ``device`` in this build."""
+    cookbook_ops = import_cookbook_ops()
+    try:
+        return list(cookbook_ops.available_backends(device, op=op))
+    except (TypeError, KeyError):  # a build whose registry does not know the op (or op=)
+        return list(cookbook_ops.available_backends(device))
+
+
+def backend_unavailable_reason(
+    backend: str, device: str, ops: tuple[str, ...], probe: Callable[[], object] | None = None
+) -> str | None:
+    """None if ``backend`` has a kernel for one of ``ops`` on ``device``, else why not.
+
+    ``probe`` is a tiny call of the op on that backend: where the backend is missing, the op's
+    own error message names the missing piece (an extension not built, no GPU, ...).
+    """
+    if backend == "triton" and torch.device(device).type == "cpu":
+        return TRITON_ON_CPU
+    if any(backend in available_backends(device, op) for op in ops):
+        return None
+    if probe is None:
+        return f"cookbook_ops has no {backend} backend for {', '.join(ops)} on {device}"
+    try:
+        probe()
+    except Exception as exc:
+        return str(exc)
+    return "not reported by cookbook_ops.available_backends()"
+
+
+def import_failure(package: str, *imports: str) -> str | None:
+    """None if every ``module`` or ``module:name`` of ``imports`` imports, else why not."""
+    try:
+        for spec in imports:
+            module, _, name = spec.partition(":")
+            imported = importlib.import_module(module)
+            if name:
+                getattr(imported, name)
+    except Exception as exc:
+        return f"{package} is not importable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def auto_backend(device: str, op: str) -> str | None:
+    """The backend ``backend="auto"`` runs for ``op`` on ``device``, for the record."""
+    try:
+        from cookbook_ops import _backend
+
+        return _backend.resolve_backend("auto", torch.device(device), op)
+    except Exception:  # an older layout of the package: not worth failing the run over
+        return None
+
+
+def impl_fn(impl: str, eager: Callable, ours: Callable[[str], Callable], **peers: Callable):
+    """The callable of ``impl`` for one group: ``eager`` itself, torch.compile of it (static
+    shapes), ``ours(backend)`` for a backend of ours, or ``peers[impl]()``."""
+    if impl == "eager":
+        return eager
+    if impl == "compile":
+        return compile_static(eager)
+    if impl in OUR_BACKENDS:
+        return ours(impl)
+    if impl in peers:
+        return peers[impl]()
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+def unknown_impl(impl: str, known: tuple[str, ...]) -> ValueError:
+    return ValueError(f"unknown implementation {impl!r}; known: {', '.join(known)}")
 
 
 # --- statistics --------------------------------------------------------------------------
@@ -508,7 +616,207 @@ def add_speedups(records: list[dict], baseline: str, key: str) -> None:
             rec[key] = base["median_ms"] / rec["median_ms"]
 
 
+# --- one implementation on one case -------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    """The inputs of one (shape, dtype, pass) group, made once and shared by every
+    implementation, and the float64 (or eager) results they are checked against."""
+
+    shape: object
+    dtype: torch.dtype
+    pass_: str
+    device: str
+    inputs: object
+    expected: object
+
+    @property
+    def label(self) -> str:
+        return f"{self.shape.label} {dtype_name(self.dtype)} {self.pass_}"
+
+
+@dataclass
+class Prepared:
+    """One implementation ready to time: ``fn`` is the timed call, ``reset`` runs untimed
+    before each call (None: nothing to reset). ``errors`` are the deviations its first call
+    showed (JSON keys such as ``loss_err``), ``reason`` says why they are too large (None: ok).
+    """
+
+    fn: Callable[[], object]
+    reset: Callable[[], object] | None
+    compile_s: float | None
+    errors: dict
+    reason: str | None = None
+
+
+GRAD_LIMIT_MESSAGE = "grad off by {:.2e} (of max |grad|)"
+
+
+def prepare_call(
+    impl: str,
+    forward: Callable[[], object],
+    inputs: list[torch.Tensor],
+    case: Case,
+    check: Callable[[object], dict],
+    limits: dict[str, tuple[float, str]],
+    against: str,
+    *,
+    grad_output: torch.Tensor | None = None,
+) -> Prepared:
+    """Build the timed callable of ``forward`` for ``case.pass_``, run it once (compiling if
+    needed) and check that first result.
+
+    ``forward()`` runs ``impl`` on ``inputs``; for ``fwd+bwd`` the inputs require grad, the
+    timed call also runs backward (from ``grad_output``, or from a scalar loss), and their
+    ``.grad`` is dropped untimed between calls. ``check(output)`` returns the errors of the
+    first call while the gradients it left on ``inputs`` are still there; ``limits`` maps an
+    error to its tolerance and message (see :func:`mismatch_reason`).
+    """
+    if case.pass_ == "fwd":
+        fn, reset = forward, None
+    else:
+        for t in inputs:
+            t.requires_grad_(True)
+
+        def fn():
+            forward().backward(grad_output)
+
+        def reset():
+            for t in inputs:
+                t.grad = None
+
+    t0 = time.perf_counter()
+    out = forward()
+    if case.pass_ != "fwd":
+        out.backward(grad_output)
+    sync(case.device)
+    first_call_s = time.perf_counter() - t0
+    errors = check(out)
+    if reset is not None:
+        reset()
+    compile_s = first_call_s if impl == "compile" else None
+    return Prepared(fn, reset, compile_s, errors, mismatch_reason(errors, limits, against))
+
+
+def max_relative_error(actual: torch.Tensor | None, expected: torch.Tensor) -> float:
+    """max |actual - expected| / max |expected|; inf for a missing or misshapen result."""
+    if actual is None or actual.shape != expected.shape:
+        return float("inf")
+    scale = expected.abs().max().clamp_min(1e-30)
+    return float((actual.double() - expected).abs().max() / scale)
+
+
+def mismatch_reason(errors: dict, limits: dict[str, tuple[float, str]], against: str) -> str | None:
+    """Why ``errors`` exceed their ``limits`` (error key: (tolerance, message format)), or
+    None. An error of None was not measured and passes."""
+    bad = [
+        message.format(errors[key])
+        for key, (tolerance, message) in limits.items()
+        if errors.get(key) is not None and not errors[key] <= tolerance
+    ]
+    return f"vs {against}: " + "; ".join(bad) if bad else None
+
+
+def new_records(
+    case: Case,
+    impls: list[str],
+    label: Callable[[str], str],
+    fields: Callable[[str, object, torch.dtype, str], dict],
+    *,
+    shape: dict | None = None,
+) -> list[dict]:
+    """The result rows of ``impls`` in the group of ``case``, status ok until measured: the
+    shape (``shape``, else :func:`shape_dict` of the case's), its variant where it has one,
+    the common keys, then ``fields(impl, shape, dtype, pass_)`` (the group's floor)."""
+    records = []
+    for impl in impls:
+        rec = {"shape": shape_dict(case.shape) if shape is None else shape}
+        if getattr(case.shape, "variant", None) is not None:
+            rec["variant"] = case.shape.variant
+        rec.update(
+            {
+                "dtype": dtype_name(case.dtype),
+                "pass": case.pass_,
+                "impl": impl,
+                "label": label(impl),
+                "status": "ok",
+                "reason": None,
+            }
+        )
+        rec.update(fields(impl, case.shape, case.dtype, case.pass_))
+        records.append(rec)
+    return records
+
+
+def time_group(
+    case: Case,
+    records: list[dict],
+    prepare: Callable[[str, Case], Prepared],
+    finish: Callable[[dict, Timing], object],
+    effort: dict,
+    progress: Progress,
+    *,
+    label: str | None = None,
+    baselines: tuple[str, ...] = ("eager", "compile"),
+) -> list[dict]:
+    """Prepare, check and time the implementation of every record on ``case``, then add each
+    record's speedups over ``baselines`` (``speedup_vs_<baseline>``)."""
+    torch._dynamo.reset()  # compiled graphs of earlier groups must not count toward the limit
+
+    def prepare_record(rec):
+        prepared = prepare(rec["impl"], case)
+        rec.update(compile_s=prepared.compile_s, **prepared.errors)
+        if prepared.reason is not None:
+            rec["status"], rec["reason"] = "mismatch", prepared.reason
+        return prepared.fn, prepared.reset
+
+    measure_group(
+        records, prepare_record, finish, case.device, effort, progress, label or case.label
+    )
+    for baseline in baselines:
+        add_speedups(records, baseline, f"speedup_vs_{baseline}")
+    return records
+
+
+def memory_floor_numbers(rec: dict, timing: Timing, copy_gbps: float) -> dict:
+    """The record's time against its memory floor (``rec["floor_bytes"]`` at the copy
+    bandwidth of this run), and against its estimated traffic where it has one."""
+    median = timing.median_ms
+    floor = rec["floor_bytes"]
+    rec["timing"] = timing.to_dict()
+    rec["median_ms"] = median
+    rec["floor_ms"] = floor / (copy_gbps * 1e9) * 1e3
+    rec["achieved_GBps"] = floor / (median * 1e-3) / 1e9
+    rec["fraction_of_floor"] = rec["floor_ms"] / median
+    if "bytes_moved_est" in rec:
+        est = rec["bytes_moved_est"]
+        rec["est_GBps"] = est / (median * 1e-3) / 1e9 if est is not None else None
+    return rec
+
+
 # --- command line and driver ---------------------------------------------------------------------
+
+
+def shape_dict(shape, *, with_label: bool = True) -> dict:
+    """The JSON form of a shape dataclass: its fields, then its label and name."""
+    fields = {k: v for k, v in asdict(shape).items() if k != "name"}
+    if with_label:
+        fields["label"] = shape.label
+    return {**fields, "name": shape.name}
+
+
+def parse_kind_sizes(text: str, kinds: tuple[str, ...], what: str) -> list[tuple[str, list[int]]]:
+    """``[kind:]AxBx...`` items as (kind, sizes) pairs; an item without a kind stands for
+    every kind of that size. ``what`` names the kind in the error for an unknown one."""
+    items = []
+    for item in text.split(","):
+        kind, _, size = item.strip().rpartition(":")
+        sizes = [int(v) for v in size.lower().split("x")]
+        if kind and kind not in kinds:
+            raise SystemExit(f"unknown {what} {kind!r}; known: {', '.join(kinds)}")
+        items += [(k, sizes) for k in ([kind] if kind else kinds)]
+    return items
 
 
 @dataclass
@@ -518,24 +826,29 @@ class BenchSpec:
     Shapes are objects with ``.label`` and ``.name``; ``shape_dict`` gives the JSON form
     (its fields, less "name", identify a skipped group). ``run_group(shape, dtype, pass_,
     impls, device, effort, copy_gbps, progress)`` returns the group's records, eager first.
+    ``auto_backend_ops``: ops whose ``backend="auto"`` choice is printed and added to
+    ``extra["notes"]``. ``extra_sections(run)``: (title, markdown table) pairs printed after
+    the summary and appended to the markdown report.
     """
 
     benchmark: str
     doc: str
     call: str
     impls: tuple[str, ...]
-    passes: tuple[str, ...]
-    dtypes: dict[str, torch.dtype]
     shapes: dict[str, list]
     quick_shapes: dict[str, list]
-    effort: dict
     shapes_help: str
     parse_shapes: Callable[[str], list]
-    shape_dict: Callable[[object], dict]
     unavailable_reason: Callable[[str, str], str | None]
     run_group: Callable[..., list[dict]]
+    passes: tuple[str, ...] = PASSES
+    dtypes: dict[str, torch.dtype] = field(default_factory=lambda: dict(DTYPES))
+    effort: dict = field(default_factory=lambda: dict(EFFORT))
+    shape_dict: Callable[[object], dict] = shape_dict
     config: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    auto_backend_ops: tuple[str, ...] = ()
+    extra_sections: Callable[[dict], list[tuple[str, str]]] | None = None
 
 
 def parse_args(spec: BenchSpec, argv=None):
@@ -570,6 +883,13 @@ def main(spec: BenchSpec, argv=None) -> int:
     so a run cut short still leaves its finished shapes; --time-budget skips (and records) the
     groups it has no time left for. Exit status 1 if any implementation errs or mismatches."""
     args = parse_args(spec, argv)
+    for op in spec.auto_backend_ops:
+        note = (
+            f"backend='auto' runs {auto_backend(args.device, op)!r} for {op} on {args.device} "
+            "in this build"
+        )
+        spec.extra["notes"].append(note)
+        print(note, flush=True)
     t_start = time.perf_counter()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -631,7 +951,7 @@ def main(spec: BenchSpec, argv=None) -> int:
             "quick": args.quick,
             **spec.config,
             "shapes": [spec.shape_dict(s) for s in shapes],
-            "dtypes": [str(d).removeprefix("torch.") for d in dtypes],
+            "dtypes": [dtype_name(d) for d in dtypes],
             "passes": passes,
             "impls": impls,
             "effort": effort,
@@ -660,7 +980,7 @@ def main(spec: BenchSpec, argv=None) -> int:
                     run["skipped"].append(
                         {
                             **key,
-                            "dtype": str(dtype).removeprefix("torch."),
+                            "dtype": dtype_name(dtype),
                             "pass": pass_,
                             "reason": f"time budget of {args.time_budget:.0f}s spent",
                         }
@@ -684,36 +1004,113 @@ def main(spec: BenchSpec, argv=None) -> int:
     run["complete"] = not run["skipped"]
     run["wall_s"] = time.perf_counter() - t_start
     write_json(json_path, run)
+    sections = spec.extra_sections(run) if spec.extra_sections else []
     md_path = out_dir / f"{stem}.md"
-    md_path.write_text(make_report.render(run))
+    md_path.write_text(
+        make_report.render(run)
+        + "".join(f"\n## {title[:1].upper()}{title[1:]}\n\n{table}" for title, table in sections)
+    )
     written = [json_path, md_path]
     if not args.no_plot:
         png_path = make_report.plot_speedups(run, out_dir / f"{stem}.png")
         if png_path is not None:
             written.append(png_path)
     print("\n" + make_report.summary_table(run), flush=True)
+    for title, table in sections:
+        print(f"\n{title}:\n\n{table}", flush=True)
     print(f"\nwrote {', '.join(str(p) for p in written)} in {run['wall_s']:.0f}s", flush=True)
     bad = [r for r in run["results"] if r["status"] in ("error", "mismatch")]
     return 1 if bad else 0
 
 
-def benchmark_params(bench, devices, shapes, dtypes):
-    """pytest params (impl, device, shape, dtype name, pass) covering every case of a
-    pytest-benchmark suite: ``bench`` is the op's benchmark module (its IMPLS and PASSES)."""
+# --- pytest-benchmark suites -------------------------------------------------------------------
+
+PYTEST_DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+PYTEST_DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+PYTEST_ROUNDS = {"cpu": 20, "cuda": 50}
+
+
+class SuiteCase(NamedTuple):
+    """One case of a pytest-benchmark suite."""
+
+    impl: str
+    device: str
+    shape: object
+    dtype_name: str
+    pass_: str
+
+
+def benchmark_params(bench, shapes, devices=PYTEST_DEVICES, dtypes=PYTEST_DTYPES):
+    """pytest params (one :class:`SuiteCase` each) covering every case of a pytest-benchmark
+    suite: ``bench`` is the op's benchmark module (its IMPLS and PASSES)."""
     import pytest
 
     return [
         pytest.param(
-            impl,
-            device,
-            shape,
-            dtype_name,
-            pass_,
+            SuiteCase(impl, device, shape, dtype_name, pass_),
             id=f"{impl}-{device}-{shape.label}-{dtype_name}-{pass_}",
-        )  # fmt: skip
+        )
         for device in devices
         for shape in shapes[device]
         for dtype_name in dtypes
         for pass_ in bench.PASSES
         for impl in bench.IMPLS
     ]
+
+
+def run_suite_case(
+    benchmark,
+    bench,
+    case: SuiteCase,
+    group_prefix: str = "",
+    *,
+    not_applicable: str | None = None,
+    per_second: dict | None = None,
+) -> None:
+    """One case of a pytest-benchmark suite, prepared as the standalone script prepares it (a
+    fresh static graph, the inputs of a seeded run) and failed if its first call is off.
+
+    ``bench`` is the op's benchmark module (its ``unavailable_reason``, ``make_case``,
+    ``prepare`` and ``record_fields``); the case is skipped where its implementation is
+    unavailable or ``not_applicable`` says why it has no row. The group is the prefix, device,
+    shape, dtype and (where the op has several) pass. The record's floor fields go into
+    extra_info, with the rates they give (floor GB/s, TFLOP/s) and those of ``per_second`` (an
+    extra_info key: the amount per call it is a rate of).
+    """
+    import pytest
+
+    impl, device, shape, dtype_name, pass_ = case
+    reason = bench.unavailable_reason(impl, device) or not_applicable
+    if reason is not None:
+        pytest.skip(reason)
+    dtype = PYTEST_DTYPES[dtype_name]
+    torch._dynamo.reset()
+    torch.manual_seed(0)
+    prepared = bench.prepare(impl, bench.make_case(shape, dtype, pass_, device))
+    assert prepared.reason is None, prepared.reason
+
+    fields = bench.record_fields(impl, shape, dtype, pass_)
+    rates = {"floor_GBps": fields["floor_bytes"] / 1e9}
+    if "floor_flops" in fields:
+        rates = {"TFLOPs": fields["floor_flops"] / 1e12, **rates}
+    rates.update(per_second or {})
+    fn = prepared.fn
+    if device == "cuda":
+
+        def target_fn():
+            fn()
+            torch.cuda.synchronize()  # pytest-benchmark reads a host clock
+    else:
+        target_fn = fn
+
+    benchmark.group = f"{group_prefix}{device} {shape.label} {dtype_name}"
+    if len(bench.PASSES) > 1:
+        benchmark.group += f" {pass_}"
+    benchmark.extra_info.update(impl=impl, **fields, compile_s=prepared.compile_s)
+    benchmark.pedantic(
+        target_fn, setup=prepared.reset, rounds=PYTEST_ROUNDS[device], warmup_rounds=2
+    )
+    stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
+    if stats is not None:
+        for key, amount in rates.items():
+            benchmark.extra_info[key] = amount / stats.stats.median

@@ -15,56 +15,15 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import bench_mixup_cross_entropy as bench  # noqa: E402
-import torch  # noqa: E402
-from common import benchmark_params  # noqa: E402
+import common  # noqa: E402
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 SHAPES = {
     "cpu": [bench.Shape(256, 1000, lam) for lam in bench.LAM_KINDS]
     + [bench.Shape(4096, 1000, "scalar")],
     "cuda": bench.SHAPES["cuda"],
 }
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
-ROUNDS = {"cpu": 20, "cuda": 50}
 
 
-@pytest.mark.parametrize(
-    "impl, device, shape, dtype_name, pass_", benchmark_params(bench, DEVICES, SHAPES, DTYPES)
-)
-def test_mixup_cross_entropy(benchmark, impl, device, shape, dtype_name, pass_):
-    reason = bench.unavailable_reason(impl, device)
-    if reason is not None:
-        pytest.skip(reason)
-    dtype = DTYPES[dtype_name]
-    torch._dynamo.reset()  # a fresh static graph per case, as the standalone script does
-    inp = bench.make_inputs(shape, dtype, device)
-    expected = bench.expected_outputs(inp, pass_)
-    prepared = bench.prepare(impl, pass_, inp, expected, device)
-    rec = {"loss_err": prepared.loss_err, "grad_err": prepared.grad_err, "status": "ok"}
-    bench.check_status(rec, dtype)
-    assert rec["status"] == "ok", rec["reason"]
-
-    if device == "cuda":
-
-        def target_fn():
-            prepared.fn()
-            torch.cuda.synchronize()  # pytest-benchmark reads a host clock
-    else:
-        target_fn = prepared.fn
-
-    def setup():
-        if prepared.reset is not None:
-            prepared.reset()
-
-    benchmark.group = f"mixup_cross_entropy {device} {shape.label} {dtype_name} {pass_}"
-    floor = bench.floor_bytes(shape, dtype, pass_)
-    benchmark.extra_info.update(
-        impl=impl,
-        floor_bytes=floor,
-        bytes_moved_est=bench.bytes_moved_estimate(impl, shape, dtype, pass_),
-        compile_s=prepared.compile_s,
-    )
-    benchmark.pedantic(target_fn, setup=setup, rounds=ROUNDS[device], warmup_rounds=2)
-    stats = getattr(benchmark, "stats", None)  # None under --benchmark-disable
-    if stats is not None:
-        benchmark.extra_info["floor_GBps"] = floor / stats.stats.median / 1e9
+@pytest.mark.parametrize("case", common.benchmark_params(bench, SHAPES))
+def test_mixup_cross_entropy(benchmark, case):
+    common.run_suite_case(benchmark, bench, case, "mixup_cross_entropy ")
