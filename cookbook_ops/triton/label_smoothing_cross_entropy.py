@@ -308,6 +308,89 @@ def _store_softmax_grad(
         )
 
 
+@triton.jit
+def _total_weight(weight_sum_ptr, n_cols, acc_dtype: tl.constexpr, HAS_WEIGHT: tl.constexpr):
+    """W of the module docstring: the class-weight sum, or C without class weights."""
+    if HAS_WEIGHT:
+        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
+    else:
+        total_weight = tl.cast(n_cols, acc_dtype)
+    return total_weight
+
+
+@triton.jit
+def _forward_rows(
+    logits_ptr,
+    weight_ptr,
+    weight_sum_ptr,
+    n_rows,
+    n_cols,
+    stride_row,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    acc_dtype: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_C: tl.constexpr,
+):
+    """Everything the forward kernels share, before any target is read: this program's rows,
+    the streaming pass, lse, the smoothing sum W lse - sum_c w_c x_c and the smoothing
+    scalars. Inlined into each kernel, so it costs nothing at run time."""
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    m, log_s, sum_wx, best = _row_softmax_stats(
+        logits_ptr, row_start, weight_ptr, n_cols, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C
+    )
+    lse = m + log_s
+    total_weight = _total_weight(weight_sum_ptr, n_cols, acc_dtype, HAS_WEIGHT)
+    smooth = total_weight * lse - sum_wx
+
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
+    return rows, row_mask, row_start, m, log_s, lse, best, smooth, delta, off
+
+
+@triton.jit
+def _backward_rows(
+    n_rows,
+    n_cols,
+    stride_row,
+    ALIGN: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+):
+    """This program's rows in the logits and in the contiguous gradient, for both backward
+    kernels."""
+    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
+    n_cols_aligned = _aligned_length(n_cols, ALIGN)
+    # The gradient is contiguous: its rows start at multiples of n_cols, and ALIGN divides it.
+    out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
+    return rows, row_mask, row_start, n_cols_aligned, out_start
+
+
+@triton.jit
+def _backward_row_scalars(
+    weight_sum_ptr,
+    lse_ptr,
+    rows,
+    n_cols,
+    delta_hi,
+    delta_lo,
+    off_hi,
+    off_lo,
+    acc_dtype: tl.constexpr,
+    HAS_WEIGHT: tl.constexpr,
+):
+    """The smoothing scalars, W and the saved lse per row: what both backward kernels fold
+    their target slots into."""
+    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
+    off = split_scalar(off_hi, off_lo, acc_dtype)
+    total_weight = _total_weight(weight_sum_ptr, n_cols, acc_dtype, HAS_WEIGHT)
+    lse = tl.load(lse_ptr + rows).to(acc_dtype)
+    return delta, off, total_weight, lse
+
+
 # --- kernels -------------------------------------------------------------------------------
 
 
@@ -334,19 +417,10 @@ def _lsce_forward_kernel(
     BLOCK_C: tl.constexpr,
 ):
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
-    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
-    m, log_s, sum_wx, best = _row_softmax_stats(
-        logits_ptr, row_start, weight_ptr, n_cols, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C
-    )
-    lse = m + log_s
-    if HAS_WEIGHT:
-        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
-    else:
-        total_weight = tl.cast(n_cols, acc_dtype)
-    smooth = total_weight * lse - sum_wx
-
-    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = split_scalar(off_hi, off_lo, acc_dtype)
+    rows, row_mask, row_start, m, log_s, lse, best, smooth, delta, off = _forward_rows(
+        logits_ptr, weight_ptr, weight_sum_ptr, n_rows, n_cols, stride_row,
+        delta_hi, delta_lo, off_hi, off_lo, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C,
+    )  # fmt: skip
     loss, y = _target_loss(
         logits_ptr, row_start, target_ptr, rows, weight_ptr, n_cols, ignore_index,
         m, log_s, delta, off, smooth, HAS_WEIGHT,
@@ -381,22 +455,18 @@ def _lsce_backward_kernel(
     BLOCK_C: tl.constexpr,
 ):
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
-    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
-    n_cols_aligned = _aligned_length(n_cols, ALIGN)
-    # The gradient is contiguous: its rows start at multiples of n_cols, and ALIGN divides it.
-    out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
+    rows, row_mask, row_start, n_cols_aligned, out_start = _backward_rows(
+        n_rows, n_cols, stride_row, ALIGN, BLOCK_N
+    )
 
     g, y_safe, w_y = _target_grad_scale(
         grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss,
         target_ptr, rows, weight_ptr, n_cols, ignore_index, acc_dtype, HAS_WEIGHT,
     )  # fmt: skip
-    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = split_scalar(off_hi, off_lo, acc_dtype)
-    if HAS_WEIGHT:
-        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
-    else:
-        total_weight = tl.cast(n_cols, acc_dtype)
-    lse = tl.load(lse_ptr + rows).to(acc_dtype)
+    delta, off, total_weight, lse = _backward_row_scalars(
+        weight_sum_ptr, lse_ptr, rows, n_cols,
+        delta_hi, delta_lo, off_hi, off_lo, acc_dtype, HAS_WEIGHT,
+    )  # fmt: skip
     target_coef = g * delta * w_y
     softmax_coef = target_coef + g * off * total_weight
     uniform_coef = g * off
@@ -433,19 +503,10 @@ def _mixup_ce_forward_kernel(
     """The forward kernel with two target slots: the streaming pass is shared, each slot
     adds one gathered logit (and class weight). loss is (n_rows, 2), contiguous."""
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
-    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
-    m, log_s, sum_wx, best = _row_softmax_stats(
-        logits_ptr, row_start, weight_ptr, n_cols, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C
-    )
-    lse = m + log_s
-    if HAS_WEIGHT:
-        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
-    else:
-        total_weight = tl.cast(n_cols, acc_dtype)
-    smooth = total_weight * lse - sum_wx
-
-    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = split_scalar(off_hi, off_lo, acc_dtype)
+    rows, row_mask, row_start, m, log_s, lse, best, smooth, delta, off = _forward_rows(
+        logits_ptr, weight_ptr, weight_sum_ptr, n_rows, n_cols, stride_row,
+        delta_hi, delta_lo, off_hi, off_lo, acc_dtype, HAS_WEIGHT, ALIGN, BLOCK_N, BLOCK_C,
+    )  # fmt: skip
     loss_a, y_a = _target_loss(
         logits_ptr, row_start, target_a_ptr, rows, weight_ptr, n_cols, ignore_index,
         m, log_s, delta, off, smooth, HAS_WEIGHT,
@@ -490,9 +551,9 @@ def _mixup_ce_backward_kernel(
     """The backward kernel with both slots folded into per-row constants (module docstring).
     grad_loss may have any strides; an out-of-range target in either slot makes the row NaN."""
     acc_dtype: tl.constexpr = lse_ptr.dtype.element_ty
-    rows, row_mask, row_start = _row_offsets(tl.program_id(0), n_rows, stride_row, BLOCK_N, ALIGN)
-    n_cols_aligned = _aligned_length(n_cols, ALIGN)
-    out_start = tl.multiple_of(rows.to(tl.int64) * n_cols_aligned, [ALIGN])
+    rows, row_mask, row_start, n_cols_aligned, out_start = _backward_rows(
+        n_rows, n_cols, stride_row, ALIGN, BLOCK_N
+    )
 
     grad_loss_row = grad_loss_ptr + rows.to(tl.int64) * stride_grad_loss_row
     g_a, y_a_safe, w_a = _target_grad_scale(
@@ -502,13 +563,10 @@ def _mixup_ce_backward_kernel(
         grad_loss_row + stride_grad_loss_slot,
         target_b_ptr, rows, weight_ptr, n_cols, ignore_index, acc_dtype, HAS_WEIGHT,
     )  # fmt: skip
-    delta = split_scalar(delta_hi, delta_lo, acc_dtype)
-    off = split_scalar(off_hi, off_lo, acc_dtype)
-    if HAS_WEIGHT:
-        total_weight = tl.load(weight_sum_ptr).to(acc_dtype)
-    else:
-        total_weight = tl.cast(n_cols, acc_dtype)
-    lse = tl.load(lse_ptr + rows).to(acc_dtype)
+    delta, off, total_weight, lse = _backward_row_scalars(
+        weight_sum_ptr, lse_ptr, rows, n_cols,
+        delta_hi, delta_lo, off_hi, off_lo, acc_dtype, HAS_WEIGHT,
+    )  # fmt: skip
     coef_a = g_a * delta * w_a
     coef_b = g_b * delta * w_b
     uniform_coef = (g_a + g_b) * off
@@ -590,80 +648,23 @@ def _scalar_args(weight, lse, on_value, off_value):
     return weight_arg, weight_sum, (delta_hi, delta_lo, off_hi, off_lo)
 
 
-def label_smoothing_cross_entropy_forward(
-    logits, target, weight, on_value, off_value, ignore_index
-):
-    logits, (target,), weight = _prepare(logits, {"target": target}, weight)
+def _forward(op_name, kernel, logits, targets: dict, weight, on_value, off_value, ignore_index):
+    """Launch ``kernel`` (one forward kernel per number of target slots; ``targets`` maps each
+    slot's argument name to it). loss is (N,) for one slot, (N, slots) otherwise."""
+    logits, target_list, weight = _prepare(logits, targets, weight)
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
-    context = device_context(logits.device, "label_smoothing_cross_entropy")
-    check_target_range(target, n_cols, ignore_index)
-    loss = logits.new_empty((n_rows,), dtype=acc_dtype)
-    lse = logits.new_empty((n_rows,), dtype=acc_dtype)
-    correct = logits.new_empty((n_rows,), dtype=torch.bool)
-    if n_rows == 0:
-        return loss, lse, correct
-    if n_cols == 0:  # no class to point at: every kept row is out of range
-        keep = target != ignore_index
-        loss.copy_(torch.where(keep, float("nan"), 0.0))
-        lse.fill_(float("-inf"))
-        correct.fill_(False)
-        return loss, lse, correct
-    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
-    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
-    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
-    with context:
-        _lsce_forward_kernel[grid](
-            logits, target, weight_arg, weight_sum, loss, lse, correct,
-            n_rows, n_cols, logits.stride(0), *scalars, int(ignore_index),
-            HAS_WEIGHT=weight is not None, **params,
-        )  # fmt: skip
-    return loss, lse, correct
-
-
-def label_smoothing_cross_entropy_backward(
-    grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index
-):
-    logits, (target,), weight = _prepare(logits, {"target": target}, weight)
-    n_rows, n_cols = logits.shape
-    acc_dtype = opmath_dtype(logits.dtype)
-    _check_saved(logits, grad_loss=(grad_loss, ()), lse=(lse, ()))
-    context = device_context(logits.device, "label_smoothing_cross_entropy")
-    check_target_range(target, n_cols, ignore_index)
-    grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
-    if n_rows == 0 or n_cols == 0:
-        return grad_logits
-    lse = lse.to(acc_dtype).contiguous()
-    params = _launch_params(n_cols, logits.stride(0), logits.dtype)
-    weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
-    grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
-    with context:
-        _lsce_backward_kernel[grid](
-            grad_logits, grad_loss, logits, target, weight_arg, weight_sum, lse,
-            n_rows, n_cols, logits.stride(0), grad_loss.stride(0), *scalars, int(ignore_index),
-            HAS_WEIGHT=weight is not None, **params,
-        )  # fmt: skip
-    return grad_logits
-
-
-def mixup_cross_entropy_forward(
-    logits, target_a, target_b, weight, on_value, off_value, ignore_index
-):
-    logits, (target_a, target_b), weight = _prepare(
-        logits, {"target_a": target_a, "target_b": target_b}, weight
-    )
-    n_rows, n_cols = logits.shape
-    acc_dtype = opmath_dtype(logits.dtype)
-    context = device_context(logits.device, "mixup_cross_entropy")
-    check_target_range(target_a, n_cols, ignore_index, "target_a")
-    check_target_range(target_b, n_cols, ignore_index, "target_b")
-    loss = logits.new_empty((n_rows, 2), dtype=acc_dtype)
+    context = device_context(logits.device, op_name)
+    for name, target in zip(targets, target_list):
+        check_target_range(target, n_cols, ignore_index, name)
+    loss_shape = (n_rows,) if len(target_list) == 1 else (n_rows, len(target_list))
+    loss = logits.new_empty(loss_shape, dtype=acc_dtype)
     lse = logits.new_empty((n_rows,), dtype=acc_dtype)
     correct = logits.new_empty((n_rows,), dtype=torch.bool)
     if n_rows == 0:
         return loss, lse, correct
     if n_cols == 0:  # no class to point at: every kept slot is out of range
-        keep = torch.stack((target_a, target_b), dim=1) != ignore_index
+        keep = torch.stack(target_list, dim=1).reshape(loss_shape) != ignore_index
         loss.copy_(torch.where(keep, float("nan"), 0.0))
         lse.fill_(float("-inf"))
         correct.fill_(False)
@@ -672,26 +673,36 @@ def mixup_cross_entropy_forward(
     weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
-        _mixup_ce_forward_kernel[grid](
-            logits, target_a, target_b, weight_arg, weight_sum, loss, lse, correct,
+        kernel[grid](
+            logits, *target_list, weight_arg, weight_sum, loss, lse, correct,
             n_rows, n_cols, logits.stride(0), *scalars, int(ignore_index),
             HAS_WEIGHT=weight is not None, **params,
         )  # fmt: skip
     return loss, lse, correct
 
 
-def mixup_cross_entropy_backward(
-    grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
+def _backward(
+    op_name,
+    kernel,
+    grad_loss,
+    logits,
+    targets: dict,
+    weight,
+    lse,
+    on_value,
+    off_value,
+    ignore_index,
 ):
-    logits, (target_a, target_b), weight = _prepare(
-        logits, {"target_a": target_a, "target_b": target_b}, weight
-    )
+    """Launch ``kernel`` (as ``_forward``); grad_loss is shaped like forward's loss and passed
+    with all its strides."""
+    logits, target_list, weight = _prepare(logits, targets, weight)
     n_rows, n_cols = logits.shape
     acc_dtype = opmath_dtype(logits.dtype)
-    _check_saved(logits, grad_loss=(grad_loss, (2,)), lse=(lse, ()))
-    context = device_context(logits.device, "mixup_cross_entropy")
-    check_target_range(target_a, n_cols, ignore_index, "target_a")
-    check_target_range(target_b, n_cols, ignore_index, "target_b")
+    slots = () if len(target_list) == 1 else (len(target_list),)
+    _check_saved(logits, grad_loss=(grad_loss, slots), lse=(lse, ()))
+    context = device_context(logits.device, op_name)
+    for name, target in zip(targets, target_list):
+        check_target_range(target, n_cols, ignore_index, name)
     grad_logits = torch.empty((n_rows, n_cols), dtype=logits.dtype, device=logits.device)
     if n_rows == 0 or n_cols == 0:
         return grad_logits
@@ -700,13 +711,50 @@ def mixup_cross_entropy_backward(
     weight_arg, weight_sum, scalars = _scalar_args(weight, lse, on_value, off_value)
     grid = (triton.cdiv(n_rows, params["BLOCK_N"]),)
     with context:
-        _mixup_ce_backward_kernel[grid](
-            grad_logits, grad_loss, logits, target_a, target_b, weight_arg, weight_sum, lse,
-            n_rows, n_cols, logits.stride(0), grad_loss.stride(0), grad_loss.stride(1),
-            *scalars, int(ignore_index),
+        kernel[grid](
+            grad_logits, grad_loss, logits, *target_list, weight_arg, weight_sum, lse,
+            n_rows, n_cols, logits.stride(0), *grad_loss.stride(), *scalars, int(ignore_index),
             HAS_WEIGHT=weight is not None, **params,
         )  # fmt: skip
     return grad_logits
+
+
+def label_smoothing_cross_entropy_forward(
+    logits, target, weight, on_value, off_value, ignore_index
+):
+    return _forward(
+        "label_smoothing_cross_entropy", _lsce_forward_kernel,
+        logits, {"target": target}, weight, on_value, off_value, ignore_index,
+    )  # fmt: skip
+
+
+def label_smoothing_cross_entropy_backward(
+    grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index
+):
+    return _backward(
+        "label_smoothing_cross_entropy", _lsce_backward_kernel,
+        grad_loss, logits, {"target": target}, weight, lse, on_value, off_value, ignore_index,
+    )  # fmt: skip
+
+
+def mixup_cross_entropy_forward(
+    logits, target_a, target_b, weight, on_value, off_value, ignore_index
+):
+    return _forward(
+        "mixup_cross_entropy", _mixup_ce_forward_kernel,
+        logits, {"target_a": target_a, "target_b": target_b},
+        weight, on_value, off_value, ignore_index,
+    )  # fmt: skip
+
+
+def mixup_cross_entropy_backward(
+    grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
+):
+    return _backward(
+        "mixup_cross_entropy", _mixup_ce_backward_kernel,
+        grad_loss, logits, {"target_a": target_a, "target_b": target_b},
+        weight, lse, on_value, off_value, ignore_index,
+    )  # fmt: skip
 
 
 register(
