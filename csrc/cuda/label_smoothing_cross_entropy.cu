@@ -713,23 +713,53 @@ void check_backward_inputs(const at::Tensor& grad_loss, const at::Tensor& lse,
               logits.device());
 }
 
+// What every forward entry point does once its arguments are checked: the op-math outputs
+// (loss (N,) for one slot, (N, kSlots) otherwise) and the launch.
+template <typename Targets>
+std::tuple<at::Tensor, at::Tensor, at::Tensor> run_forward(const at::Tensor& logits_in,
+                                                           const std::optional<at::Tensor>& weight,
+                                                           double on_value, double off_value,
+                                                           int64_t ignore_index,
+                                                           const Targets& targets) {
+  c10::cuda::CUDAGuard guard(logits_in.device());
+  const int64_t n_rows = logits_in.size(0);
+  const at::Tensor logits = unit_column_stride(logits_in);
+  const auto opmath = opmath_scalar_type(logits.scalar_type());
+  auto loss = Targets::kSlots == 1
+                  ? at::empty({n_rows}, logits.options().dtype(opmath))
+                  : at::empty({n_rows, Targets::kSlots}, logits.options().dtype(opmath));
+  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
+  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
+  if (n_rows == 0) return {loss, lse, correct};
+  launch_forward(logits, weight, on_value, off_value, ignore_index, targets, loss, lse, correct);
+  return {loss, lse, correct};
+}
+
+// What every backward entry point does once its arguments are checked.
+template <typename Targets>
+at::Tensor run_backward(const at::Tensor& grad_loss_in, const at::Tensor& logits_in,
+                        const std::optional<at::Tensor>& weight, const at::Tensor& lse_in,
+                        double on_value, double off_value, int64_t ignore_index,
+                        const Targets& targets) {
+  c10::cuda::CUDAGuard guard(logits_in.device());
+  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
+  const at::Tensor logits = unit_column_stride(logits_in);
+  // Both are read by strides, so an expanded grad_loss (a sum reduction's) costs nothing.
+  const at::Tensor grad_loss = grad_loss_in.to(opmath);
+  const at::Tensor lse = lse_in.to(opmath);
+  auto grad = at::empty({logits.size(0), logits.size(1)}, logits.options());
+  if (grad.numel() == 0) return grad;
+  launch_backward(grad_loss, logits, weight, lse, on_value, off_value, ignore_index, targets, grad);
+  return grad;
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> label_smoothing_cross_entropy_forward_cuda(
     const at::Tensor& logits_in, const at::Tensor& target, const std::optional<at::Tensor>& weight,
     double on_value, double off_value, int64_t ignore_index) {
   check_cross_entropy_args(logits_in, target, weight);
   TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const int64_t n_rows = logits_in.size(0);
-  const at::Tensor logits = unit_column_stride(logits_in);
-  const auto opmath = opmath_scalar_type(logits.scalar_type());
-  auto loss = at::empty({n_rows}, logits.options().dtype(opmath));
-  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
-  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
-  if (n_rows == 0) return {loss, lse, correct};
   const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
-  launch_forward(logits, weight, on_value, off_value, ignore_index, targets, loss, lse, correct);
-  return {loss, lse, correct};
+  return run_forward(logits_in, weight, on_value, off_value, ignore_index, targets);
 }
 
 at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
@@ -741,22 +771,12 @@ at::Tensor label_smoothing_cross_entropy_backward_cuda(const at::Tensor& grad_lo
   check_cross_entropy_args(logits_in, target, weight);
   TORCH_CHECK(logits_in.is_cuda(), "logits must be a CUDA tensor");
   const int64_t n_rows = logits_in.size(0);
-  const int64_t n_cols = logits_in.size(1);
   TORCH_CHECK(grad_loss_in.dim() == 1 && grad_loss_in.size(0) == n_rows,
               "grad_loss must be (N,) with N = ", n_rows, ", got ", grad_loss_in.sizes());
   check_backward_inputs(grad_loss_in, lse_in, logits_in);
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
-  const at::Tensor logits = unit_column_stride(logits_in);
-  // Both are (N,) and read by stride, so an expanded grad_loss costs nothing.
-  const at::Tensor grad_loss = grad_loss_in.to(opmath);
-  const at::Tensor lse = lse_in.to(opmath);
-  auto grad = at::empty({n_rows, n_cols}, logits.options());
-  if (grad.numel() == 0) return grad;
   const SingleTarget targets{target.const_data_ptr<int64_t>(), target.stride(0)};
-  launch_backward(grad_loss, logits, weight, lse, on_value, off_value, ignore_index, targets, grad);
-  return grad;
+  return run_backward(grad_loss_in, logits_in, weight, lse_in, on_value, off_value, ignore_index,
+                      targets);
 }
 
 // target_a and target_b: (N,) int64 on the device of logits. Checked by name before the shared
@@ -778,24 +798,18 @@ void check_mixup_args(const at::Tensor& logits, const at::Tensor& target_a,
   check_cross_entropy_args(logits, target_a, weight);
 }
 
+TargetPair target_pair(const at::Tensor& target_a, const at::Tensor& target_b) {
+  return {target_a.const_data_ptr<int64_t>(), target_a.stride(0),
+          target_b.const_data_ptr<int64_t>(), target_b.stride(0)};
+}
+
 std::tuple<at::Tensor, at::Tensor, at::Tensor> mixup_cross_entropy_forward_cuda(
     const at::Tensor& logits_in, const at::Tensor& target_a, const at::Tensor& target_b,
     const std::optional<at::Tensor>& weight, double on_value, double off_value,
     int64_t ignore_index) {
   check_mixup_args(logits_in, target_a, target_b, weight);
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const int64_t n_rows = logits_in.size(0);
-  const at::Tensor logits = unit_column_stride(logits_in);
-  const auto opmath = opmath_scalar_type(logits.scalar_type());
-  auto loss = at::empty({n_rows, TargetPair::kSlots}, logits.options().dtype(opmath));
-  auto lse = at::empty({n_rows}, logits.options().dtype(opmath));
-  auto correct = at::empty({n_rows}, logits.options().dtype(at::kBool));
-  if (n_rows == 0) return {loss, lse, correct};
-  const TargetPair targets{target_a.const_data_ptr<int64_t>(), target_a.stride(0),
-                           target_b.const_data_ptr<int64_t>(), target_b.stride(0)};
-  launch_forward(logits, weight, on_value, off_value, ignore_index, targets, loss, lse, correct);
-  return {loss, lse, correct};
+  return run_forward(logits_in, weight, on_value, off_value, ignore_index,
+                     target_pair(target_a, target_b));
 }
 
 at::Tensor mixup_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
@@ -806,24 +820,12 @@ at::Tensor mixup_cross_entropy_backward_cuda(const at::Tensor& grad_loss_in,
                                              double off_value, int64_t ignore_index) {
   check_mixup_args(logits_in, target_a, target_b, weight);
   const int64_t n_rows = logits_in.size(0);
-  const int64_t n_cols = logits_in.size(1);
   TORCH_CHECK(grad_loss_in.dim() == 2 && grad_loss_in.size(0) == n_rows &&
                   grad_loss_in.size(1) == TargetPair::kSlots,
               "grad_loss must be (N, 2) with N = ", n_rows, ", got ", grad_loss_in.sizes());
   check_backward_inputs(grad_loss_in, lse_in, logits_in);
-  c10::cuda::CUDAGuard guard(logits_in.device());
-
-  const auto opmath = opmath_scalar_type(logits_in.scalar_type());
-  const at::Tensor logits = unit_column_stride(logits_in);
-  // Read by strides, so an expanded grad_loss (a sum reduction's) costs nothing.
-  const at::Tensor grad_loss = grad_loss_in.to(opmath);
-  const at::Tensor lse = lse_in.to(opmath);
-  auto grad = at::empty({n_rows, n_cols}, logits.options());
-  if (grad.numel() == 0) return grad;
-  const TargetPair targets{target_a.const_data_ptr<int64_t>(), target_a.stride(0),
-                           target_b.const_data_ptr<int64_t>(), target_b.stride(0)};
-  launch_backward(grad_loss, logits, weight, lse, on_value, off_value, ignore_index, targets, grad);
-  return grad;
+  return run_backward(grad_loss_in, logits_in, weight, lse_in, on_value, off_value, ignore_index,
+                      target_pair(target_a, target_b));
 }
 
 }  // namespace
