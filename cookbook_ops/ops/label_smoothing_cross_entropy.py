@@ -33,7 +33,15 @@ CONVENTIONS = ("uniform", "others", "lsr")
 # --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
 
 
-def _check_forward_args(logits, target, weight):
+def _check_target_fake(name, t, n):
+    torch._check(t.dim() == 1, lambda: f"{name} must be (N,), got shape {tuple(t.shape)}")
+    torch._check(t.dtype == torch.int64, lambda: f"{name} must be int64, got {t.dtype}")
+    torch._check(t.shape[0] == n, lambda: f"{name} has {t.shape[0]} rows but logits has {n}")
+
+
+def check_fake_args(logits, targets: dict, weight):
+    """The checks the fake kernels of every cross-entropy op make; ``targets`` maps each
+    target's argument name to it (messages name the argument)."""
     torch._check(
         logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
     )
@@ -41,12 +49,8 @@ def _check_forward_args(logits, target, weight):
         logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
         lambda: f"logits must be a floating tensor, got {logits.dtype}",
     )
-    torch._check(target.dim() == 1, lambda: f"target must be (N,), got shape {tuple(target.shape)}")
-    torch._check(target.dtype == torch.int64, lambda: f"target must be int64, got {target.dtype}")
-    torch._check(
-        target.shape[0] == logits.shape[0],
-        lambda: f"target has {target.shape[0]} rows but logits has {logits.shape[0]}",
-    )
+    for name, t in targets.items():
+        _check_target_fake(name, t, logits.shape[0])
     if weight is not None:
         torch._check(
             weight.dim() == 1 and weight.shape[0] == logits.shape[1],
@@ -55,7 +59,7 @@ def _check_forward_args(logits, target, weight):
 
 
 def _forward_fake(logits, target, weight, on_value, off_value, ignore_index):
-    _check_forward_args(logits, target, weight)
+    check_fake_args(logits, {"target": target}, weight)
     n = logits.shape[0]
     dtype = opmath_dtype(logits.dtype)
     return (
@@ -66,47 +70,71 @@ def _forward_fake(logits, target, weight, on_value, off_value, ignore_index):
 
 
 def _backward_fake(grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index):
-    _check_forward_args(logits, target, weight)
+    check_fake_args(logits, {"target": target}, weight)
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
-def _setup_context(ctx, inputs, output):
-    logits, target, weight, on_value, off_value, ignore_index = inputs
-    _, lse, _ = output
-    ctx.save_for_backward(logits, target, weight, lse)
-    ctx.smoothing = (on_value, off_value, ignore_index)
-    ctx.mark_non_differentiable(output[1], output[2])
+def register_loss_ops(
+    forward: str,
+    backward: str,
+    n_targets: int,
+    forward_fake,
+    backward_fake,
+    reference_forward,
+    reference_backward,
+    contiguous_grad_loss: bool = False,
+) -> None:
+    """Fake kernels and autograd for the extension op and its ``_triton`` twin, and the
+    reference as the CompositeExplicitAutograd fallback, for a cross-entropy op pair whose
+    forward takes (logits, *targets, weight, on_value, off_value, ignore_index) and returns
+    (loss, lse, correct), and whose backward takes (grad_loss, logits, *targets, weight, lse,
+    on_value, off_value, ignore_index)."""
 
+    def setup_context(ctx, inputs, output):
+        logits, *targets, weight, on_value, off_value, ignore_index = inputs
+        _, lse, _ = output
+        ctx.save_for_backward(logits, *targets, weight, lse)
+        ctx.smoothing = (on_value, off_value, ignore_index)
+        ctx.mark_non_differentiable(output[1], output[2])
 
-def _make_backward(backward_op):
-    def backward(ctx, grad_loss, grad_lse, grad_correct):
-        logits, target, weight, lse = ctx.saved_tensors
-        grad_logits = None
-        if ctx.needs_input_grad[0]:
-            grad_logits = backward_op(grad_loss, logits, target, weight, lse, *ctx.smoothing)
-        return grad_logits, None, None, None, None, None
+    def make_backward(backward_op):
+        def backward(ctx, grad_loss, grad_lse, grad_correct):
+            grad_logits = None
+            if ctx.needs_input_grad[0]:
+                if contiguous_grad_loss:
+                    grad_loss = grad_loss.contiguous()
+                grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
+            # logits, the targets, weight and the three smoothing arguments
+            return (grad_logits,) + (None,) * (n_targets + 4)
 
-    return backward
+        return backward
 
+    for suffix in ("", "_triton"):
+        fwd = forward + suffix
+        bwd = backward + suffix
+        torch.library.register_fake(_library.qualified(fwd), forward_fake)
+        torch.library.register_fake(_library.qualified(bwd), backward_fake)
+        torch.library.register_autograd(
+            _library.qualified(fwd), make_backward(_library.op(bwd)), setup_context=setup_context
+        )
 
-for _suffix in ("", "_triton"):
-    _fwd = _library.LSCE_FORWARD + _suffix
-    _bwd = _library.LSCE_BACKWARD + _suffix
-    torch.library.register_fake(_library.qualified(_fwd), _forward_fake)
-    torch.library.register_fake(_library.qualified(_bwd), _backward_fake)
-    torch.library.register_autograd(
-        _library.qualified(_fwd),
-        _make_backward(_library.op(_bwd)),
-        setup_context=_setup_context,
+    # The pure-PyTorch formulas serve any device the extension has no kernel for (or all
+    # devices when the extension is missing); the C++/CUDA registrations take precedence where
+    # they exist.
+    torch.library.impl(_library.qualified(forward), "CompositeExplicitAutograd")(reference_forward)
+    torch.library.impl(_library.qualified(backward), "CompositeExplicitAutograd")(
+        reference_backward
     )
 
-# The pure-PyTorch formulas serve any device the extension has no kernel for (or all devices
-# when the extension is missing); the C++/CUDA registrations take precedence where they exist.
-torch.library.impl(_library.qualified(_library.LSCE_FORWARD), "CompositeExplicitAutograd")(
-    reference_forward
-)
-torch.library.impl(_library.qualified(_library.LSCE_BACKWARD), "CompositeExplicitAutograd")(
-    reference_backward
+
+register_loss_ops(
+    _library.LSCE_FORWARD,
+    _library.LSCE_BACKWARD,
+    1,
+    _forward_fake,
+    _backward_fake,
+    reference_forward,
+    reference_backward,
 )
 
 

@@ -12,10 +12,12 @@ import torch
 
 from cookbook_ops import _backend, _library
 from cookbook_ops.ops.label_smoothing_cross_entropy import (
+    check_fake_args,
     check_options,
     check_weight,
     mean_denominator,
     output_dtype,
+    register_loss_ops,
 )
 from cookbook_ops.reference._dtypes import opmath_dtype
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
@@ -35,31 +37,8 @@ from cookbook_ops.reference.mixup_cross_entropy import (
 # --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
 
 
-def _check_target_fake(name, t, n):
-    torch._check(t.dim() == 1, lambda: f"{name} must be (N,), got shape {tuple(t.shape)}")
-    torch._check(t.dtype == torch.int64, lambda: f"{name} must be int64, got {t.dtype}")
-    torch._check(t.shape[0] == n, lambda: f"{name} has {t.shape[0]} rows but logits has {n}")
-
-
-def _check_forward_args(logits, target_a, target_b, weight):
-    torch._check(
-        logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
-    )
-    torch._check(
-        logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
-        lambda: f"logits must be a floating tensor, got {logits.dtype}",
-    )
-    for name, t in (("target_a", target_a), ("target_b", target_b)):
-        _check_target_fake(name, t, logits.shape[0])
-    if weight is not None:
-        torch._check(
-            weight.dim() == 1 and weight.shape[0] == logits.shape[1],
-            lambda: f"weight must be (C,) = ({logits.shape[1]},), got {tuple(weight.shape)}",
-        )
-
-
 def _forward_fake(logits, target_a, target_b, weight, on_value, off_value, ignore_index):
-    _check_forward_args(logits, target_a, target_b, weight)
+    check_fake_args(logits, {"target_a": target_a, "target_b": target_b}, weight)
     n = logits.shape[0]
     dtype = opmath_dtype(logits.dtype)
     return (
@@ -72,7 +51,7 @@ def _forward_fake(logits, target_a, target_b, weight, on_value, off_value, ignor
 def _backward_fake(
     grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
 ):
-    _check_forward_args(logits, target_a, target_b, weight)
+    check_fake_args(logits, {"target_a": target_a, "target_b": target_b}, weight)
     torch._check(
         grad_loss.shape == (logits.shape[0], 2),
         lambda: f"grad_loss must be (N, 2), got {tuple(grad_loss.shape)}",
@@ -80,43 +59,16 @@ def _backward_fake(
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
-def _setup_context(ctx, inputs, output):
-    logits, target_a, target_b, weight, on_value, off_value, ignore_index = inputs
-    _, lse, _ = output
-    ctx.save_for_backward(logits, target_a, target_b, weight, lse)
-    ctx.smoothing = (on_value, off_value, ignore_index)
-    ctx.mark_non_differentiable(output[1], output[2])
-
-
-def _make_backward(backward_op):
-    def backward(ctx, grad_loss, grad_lse, grad_correct):
-        logits, target_a, target_b, weight, lse = ctx.saved_tensors
-        grad_logits = None
-        if ctx.needs_input_grad[0]:
-            grad_logits = backward_op(
-                grad_loss.contiguous(), logits, target_a, target_b, weight, lse, *ctx.smoothing
-            )
-        return grad_logits, None, None, None, None, None, None
-
-    return backward
-
-
-for _suffix in ("", "_triton"):
-    _fwd = _library.MIXUP_CE_FORWARD + _suffix
-    _bwd = _library.MIXUP_CE_BACKWARD + _suffix
-    torch.library.register_fake(_library.qualified(_fwd), _forward_fake)
-    torch.library.register_fake(_library.qualified(_bwd), _backward_fake)
-    torch.library.register_autograd(
-        _library.qualified(_fwd),
-        _make_backward(_library.op(_bwd)),
-        setup_context=_setup_context,
-    )
-
-torch.library.impl(_library.qualified(_library.MIXUP_CE_FORWARD), "CompositeExplicitAutograd")(
-    reference_forward
-)
-torch.library.impl(_library.qualified(_library.MIXUP_CE_BACKWARD), "CompositeExplicitAutograd")(
-    reference_backward
+# The kernels take grad_loss contiguous (the Triton kernel specialises its slot stride to 1).
+register_loss_ops(
+    _library.MIXUP_CE_FORWARD,
+    _library.MIXUP_CE_BACKWARD,
+    2,
+    _forward_fake,
+    _backward_fake,
+    reference_forward,
+    reference_backward,
+    contiguous_grad_loss=True,
 )
 
 
