@@ -7,9 +7,8 @@ from torch import nn
 
 from cookbook_ops.ops.normalize_images import (
     LAYOUTS,
-    MEMORY_FORMATS,
-    OUT_DTYPES,
     _channel_constants,
+    _check_output_format,
     _check_std_nonzero,
     normalize_images,
 )
@@ -51,15 +50,7 @@ class NormalizeImages(nn.Module):
             raise TypeError(f"flip_prob must be a float in [0, 1], got {type(flip_prob).__name__}")
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
-        if out_dtype not in OUT_DTYPES:
-            raise ValueError(
-                f"out_dtype must be torch.float32, torch.bfloat16 or torch.float16, got {out_dtype}"
-            )
-        if memory_format not in MEMORY_FORMATS:
-            raise ValueError(
-                "memory_format must be torch.contiguous_format or torch.channels_last, "
-                f"got {memory_format}"
-            )
+        _check_output_format(out_dtype, memory_format)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         mean_t = _channel_constants(mean, "mean", None, torch.device("cpu"))

@@ -116,6 +116,19 @@ def _check_std_nonzero(std: torch.Tensor, given) -> None:
         raise ValueError(f"std must not contain zeros (after conversion to float32), got {given!r}")
 
 
+def _check_output_format(out_dtype, memory_format) -> None:
+    """The output options normalize_images and NormalizeImages share."""
+    if out_dtype not in OUT_DTYPES:
+        raise ValueError(
+            f"out_dtype must be torch.float32, torch.bfloat16 or torch.float16, got {out_dtype}"
+        )
+    if memory_format not in MEMORY_FORMATS:
+        raise ValueError(
+            "memory_format must be torch.contiguous_format or torch.channels_last, "
+            f"got {memory_format}"
+        )
+
+
 def _check_flip(flip, n: int, device: torch.device) -> torch.Tensor:
     if not isinstance(flip, torch.Tensor):
         raise TypeError(
@@ -200,15 +213,7 @@ def normalize_images(
         raise ValueError(
             f"images must be {dims} for layout={layout!r}, got shape {tuple(images.shape)}"
         )
-    if out_dtype not in OUT_DTYPES:
-        raise ValueError(
-            f"out_dtype must be torch.float32, torch.bfloat16 or torch.float16, got {out_dtype}"
-        )
-    if memory_format not in MEMORY_FORMATS:
-        raise ValueError(
-            "memory_format must be torch.contiguous_format or torch.channels_last, "
-            f"got {memory_format}"
-        )
+    _check_output_format(out_dtype, memory_format)
     n = images.shape[0]
     channels = images.shape[3] if nhwc else images.shape[1]
     mean_t = _channel_constants(mean, "mean", channels, images.device)
