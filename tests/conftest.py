@@ -49,3 +49,48 @@ def compiled_backend_params(op: str):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def opmath(dtype: torch.dtype) -> torch.dtype:
+    """The precision the kernels accumulate (and return per-row losses) in."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def assert_close_dtype(actual, expected, dtype: torch.dtype, scale: float = 1.0):
+    """actual against a float64 oracle at the tolerance of a result stored in ``dtype``, the
+    absolute one times ``scale`` (e.g. the row length a sum runs over); NaN matches NaN."""
+    tol = TOLERANCES[dtype]
+    torch.testing.assert_close(
+        actual.double(),
+        expected.double(),
+        atol=tol["atol"] * scale,
+        rtol=tol["rtol"],
+        equal_nan=True,
+    )
+
+
+def random_class_weight(c: int, device, dtype: torch.dtype) -> torch.Tensor:
+    """Class weights in [0.5, 1.5), in the op-math precision the kernels take them in."""
+    return (torch.rand(c, dtype=torch.float64) + 0.5).to(device, opmath(dtype))
+
+
+def op_pair(forward: str, backward: str, backend: str) -> tuple[str, str]:
+    """The forward and backward op names a kernel backend registers (Triton's carry a suffix)."""
+    suffix = "_triton" if backend == "triton" else ""
+    return forward + suffix, backward + suffix
+
+
+def opcheck_dtypes(backend: str, device: str) -> list[torch.dtype]:
+    """Dtypes for torch.library.opcheck: bfloat16 only off the (slow) Triton interpreter."""
+    dtypes = [torch.float64, torch.float32]
+    if not interpreted(backend, device):
+        dtypes.append(torch.bfloat16)
+    return dtypes
+
+
+def require_gpu_backend(op: str, backend: str, min_memory_gib: float = 0) -> None:
+    """Skip a GPU test whose backend is not built here, or whose GPU has too little memory."""
+    if backend not in cookbook_ops.available_backends("cuda", op):
+        pytest.skip(f"{backend} not available")
+    if torch.cuda.get_device_properties(0).total_memory < min_memory_gib * 2**30:
+        pytest.skip(f"needs {min_memory_gib} GiB of GPU memory")

@@ -14,11 +14,14 @@ import torch.nn.functional as F
 from conftest import (
     DEVICES,
     DTYPES,
-    TOLERANCES,
     backend_params,
     compiled_backend_params,
-    interpreted,
+    op_pair,
+    opcheck_dtypes,
+    random_class_weight,
+    require_gpu_backend,
 )
+from conftest import assert_close_dtype as assert_close
 
 import cookbook_ops
 from cookbook_ops import _library
@@ -73,17 +76,6 @@ def make_inputs(n, c, device, dtype, ignore_fraction=0.0, ignore_index=-100, sca
             drop[:] = True
         target[drop.to(device)] = ignore_index
     return logits, target
-
-
-def assert_close(actual, expected, dtype, scale=1.0):
-    tol = TOLERANCES[dtype]
-    torch.testing.assert_close(
-        actual.double(),
-        expected.double(),
-        atol=tol["atol"] * scale,
-        rtol=tol["rtol"],
-        equal_nan=True,
-    )
 
 
 # --- parity matrix -------------------------------------------------------------------------
@@ -338,24 +330,13 @@ def test_gradcheck_float64(device, backend, weighted):
         torch.autograd.gradcheck(lambda x, kw=kwargs: lsce(x, target, 0.15, **kw), (x,))
 
 
-def _op_names(backend):
-    suffix = "_triton" if backend == "triton" else ""
-    return _library.LSCE_FORWARD + suffix, _library.LSCE_BACKWARD + suffix
-
-
 @pytest.mark.parametrize("device,backend", compiled_backend_params(OP))
 @pytest.mark.parametrize("weighted", [False, True], ids=["noweight", "weight"])
 def test_opcheck(device, backend, weighted):
-    forward, _ = _op_names(backend)
-    dtypes = [torch.float64, torch.float32]
-    if not interpreted(backend, device):
-        dtypes += [torch.bfloat16]
-    for dtype in dtypes:
+    forward, _ = op_pair(_library.LSCE_FORWARD, _library.LSCE_BACKWARD, backend)
+    for dtype in opcheck_dtypes(backend, device):
         logits, target = make_inputs(6, 11, device, dtype, ignore_fraction=0.3)
-        weight = None
-        if weighted:
-            opmath = torch.float64 if dtype == torch.float64 else torch.float32
-            weight = torch.rand(11, device=device, dtype=opmath) + 0.5
+        weight = random_class_weight(11, device, dtype) if weighted else None
         logits.requires_grad_(dtype != torch.bfloat16)
         on, off = smoothing_weights("uniform", 0.1, 11)
         torch.library.opcheck(_library.op(forward), (logits, target, weight, on, off, -100))
@@ -506,8 +487,7 @@ def test_device_mismatch_and_unavailable_backend():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_out_of_range_target_on_gpu_is_nan_not_a_crash(backend):
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
+    require_gpu_backend(OP, backend)
     logits, target = make_inputs(4, 5, "cuda", torch.float32)
     target[1] = 7
     target[2] = -3
@@ -521,10 +501,7 @@ def test_out_of_range_target_on_gpu_is_nan_not_a_crash(backend):
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_int64_offsets_on_gpu(backend):
     """N*C above 2^31 elements: 32-bit offsets would wrap and read the wrong rows."""
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
-    if torch.cuda.get_device_properties(0).total_memory < 24 * 2**30:
-        pytest.skip("needs 24 GiB of GPU memory")
+    require_gpu_backend(OP, backend, min_memory_gib=24)
     n, c = 16800, 128256  # 2.15e9 elements of bf16: 4.3 GB
     logits = torch.empty(n, c, device="cuda", dtype=torch.bfloat16).normal_()
     target = torch.randint(0, c, (n,), device="cuda")

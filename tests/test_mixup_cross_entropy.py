@@ -15,11 +15,16 @@ import torch
 import torch.nn.functional as F
 from conftest import (
     DTYPES,
-    TOLERANCES,
+    assert_close_dtype,
     backend_params,
     compiled_backend_params,
     interpreted,
+    op_pair,
+    opcheck_dtypes,
+    opmath,
+    require_gpu_backend,
 )
+from conftest import random_class_weight as random_weight
 
 import cookbook_ops
 from cookbook_ops import _library
@@ -113,23 +118,8 @@ def timm_soft_target_cross_entropy(x, target):
 
 
 def assert_close(actual, expected, dtype, backend, scale=1.0):
-    tol = TOLERANCES[dtype]
     factor = BACKEND_ATOL_FACTOR.get((backend, dtype), 1.0)
-    torch.testing.assert_close(
-        actual.double(),
-        expected.double(),
-        atol=tol["atol"] * scale * factor,
-        rtol=tol["rtol"],
-        equal_nan=True,
-    )
-
-
-def opmath(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
-def random_weight(c, device, dtype):
-    return (torch.rand(c, dtype=torch.float64) + 0.5).to(device, opmath(dtype))
+    assert_close_dtype(actual, expected, dtype, scale=scale * factor)
 
 
 REDUCTIONS = ["mean", "sum", "none"]
@@ -421,18 +411,14 @@ def test_all_ignored_mean_is_nan(device, backend):
 
 
 def _op_names(backend):
-    suffix = "_triton" if backend == "triton" else ""
-    return _library.MIXUP_CE_FORWARD + suffix, _library.MIXUP_CE_BACKWARD + suffix
+    return op_pair(_library.MIXUP_CE_FORWARD, _library.MIXUP_CE_BACKWARD, backend)
 
 
 @pytest.mark.parametrize("device,backend", compiled_backend_params(OP))
 @pytest.mark.parametrize("weighted", [False, True], ids=["noweight", "weight"])
 def test_opcheck(device, backend, weighted):
     forward, backward = _op_names(backend)
-    dtypes = [torch.float64, torch.float32]
-    if not interpreted(backend, device):
-        dtypes += [torch.bfloat16]
-    for dtype in dtypes:
+    for dtype in opcheck_dtypes(backend, device):
         logits, ta, tb = make_inputs(6, 11, device, dtype, ignore="per_slot")
         weight = random_weight(11, device, dtype) if weighted else None
         on, off = smoothing_weights("uniform", 0.1, 11)
@@ -582,8 +568,7 @@ def test_out_of_range_targets_on_cpu_raise(device, backend):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_out_of_range_target_on_gpu_is_nan_not_a_crash(backend):
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
+    require_gpu_backend(OP, backend)
     logits, ta, tb = make_inputs(4, 5, "cuda", torch.float32)
     ta[1] = 7
     tb[2] = -3
@@ -599,8 +584,7 @@ def test_out_of_range_target_on_gpu_is_nan_not_a_crash(backend):
 def test_long_rows_on_gpu(backend, dtype):
     """C = 128256 (a whole block per row): the kernel ops against the float64 reference ops,
     with equal targets, an ignored slot per row and a non-contiguous (N, 2) grad_loss."""
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
+    require_gpu_backend(OP, backend)
     forward, backward = _op_names(backend)
     n, c = 5, 128256
     logits, ta, tb = make_inputs(n, c, "cuda", dtype)
@@ -633,10 +617,7 @@ def test_long_rows_on_gpu(backend, dtype):
 @pytest.mark.parametrize("backend", ["cuda", "triton"])
 def test_int64_offsets_on_gpu(backend):
     """N*C above 2^31 elements: 32-bit offsets would wrap and read the wrong rows."""
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
-    if torch.cuda.get_device_properties(0).total_memory < 24 * 2**30:
-        pytest.skip("needs 24 GiB of GPU memory")
+    require_gpu_backend(OP, backend, min_memory_gib=24)
     n, c = 16800, 128256  # 2.15e9 elements of bf16: 4.3 GB
     logits = torch.empty(n, c, device="cuda", dtype=torch.bfloat16).normal_()
     ta = torch.randint(0, c, (n,), device="cuda")
@@ -659,8 +640,7 @@ def test_int64_offsets_on_gpu(backend):
 def test_out_of_range_slot_on_gpu_poisons_its_loss_and_the_gradient_row(backend):
     """Slot by slot: an out-of-range target makes that slot's loss NaN (the other slot keeps
     its value) and the whole gradient row NaN; correct stays argmax == target_a."""
-    if backend not in cookbook_ops.available_backends("cuda", OP):
-        pytest.skip(f"{backend} not available")
+    require_gpu_backend(OP, backend)
     forward, backward = _op_names(backend)
     logits, ta, tb = make_inputs(4, 5, "cuda", torch.float32)
     ta[1] = 7
