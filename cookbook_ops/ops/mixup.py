@@ -97,7 +97,7 @@ def _check_x(x, min_dim=1):
         raise ValueError(f"x must have at least {min_dim} dimensions (N, ...), got {x.dim()}")
 
 
-def _check_index(index, n, device, name):
+def check_index(index, n, device, name):
     if not isinstance(index, torch.Tensor):
         raise TypeError(f"{name} must be an int64 tensor, got {type(index).__name__}")
     if index.dtype != torch.int64:
@@ -110,18 +110,18 @@ def _check_index(index, n, device, name):
         raise ValueError(f"{name} is on {index.device} but x is on {device}")
 
 
-def _on_cpu_eager(t: torch.Tensor) -> bool:
+def on_cpu_eager(t: torch.Tensor) -> bool:
     return t.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def _check_permutation(index, name="index"):
-    if _on_cpu_eager(index) and index.numel() > 0:
+def check_permutation(index, name="index"):
+    if on_cpu_eager(index) and index.numel() > 0:
         expected = torch.arange(index.numel())
         if not torch.equal(torch.sort(index).values, expected):
             raise ValueError(f"{name} must be a permutation of 0..{index.numel() - 1}")
 
 
-def _lam_tensor(lam, x) -> torch.Tensor:
+def lam_tensor(lam, x) -> torch.Tensor:
     """lam as an (N,) tensor in op-math precision on x's device, without a host sync."""
     n = x.shape[0]
     dtype = reference.opmath_dtype(x.dtype)
@@ -136,7 +136,7 @@ def _lam_tensor(lam, x) -> torch.Tensor:
             raise ValueError(
                 f"lam must be a float, a 0-d tensor or shape ({n},), got {tuple(lam.shape)}"
             )
-        if _on_cpu_eager(lam) and lam.numel() > 0 and not bool(((lam >= 0) & (lam <= 1)).all()):
+        if on_cpu_eager(lam) and lam.numel() > 0 and not bool(((lam >= 0) & (lam <= 1)).all()):
             raise ValueError("lam must be in [0, 1]")
         return lam.to(dtype).contiguous()
     if isinstance(lam, bool) or not isinstance(lam, (int, float)):
@@ -158,9 +158,9 @@ def mixup(x: torch.Tensor, lam, index: torch.Tensor, *, backend: str = "auto") -
     sample. x is (N, ...) in any layout (channels_last stays channels_last); float inputs
     are differentiable; uint8 gives uint8 rounded to nearest. index: (N,) int64 permutation."""
     _check_x(x)
-    _check_index(index, x.shape[0], x.device, "index")
-    _check_permutation(index)
-    lam_t = _lam_tensor(lam, x)
+    check_index(index, x.shape[0], x.device, "index")
+    check_permutation(index)
+    lam_t = lam_tensor(lam, x)
     chosen = _backend.resolve_backend(backend, x.device, _library.MIXUP_FORWARD)
     if chosen == "reference":
         if x.is_floating_point():
@@ -176,8 +176,8 @@ def mixup_pairs_(x: torch.Tensor, lam, pairs: torch.Tensor, *, backend: str = "a
     and written once. pairs must be an involution (pairs[pairs[i]] == i); a fixed point
     (odd batch) stays unmixed. Returns x."""
     _check_x(x)
-    _check_index(pairs, x.shape[0], x.device, "pairs")
-    if _on_cpu_eager(pairs) and pairs.numel() > 0:
+    check_index(pairs, x.shape[0], x.device, "pairs")
+    if on_cpu_eager(pairs) and pairs.numel() > 0:
         n = pairs.numel()
         if bool(((pairs < 0) | (pairs >= n)).any()) or not torch.equal(
             pairs[pairs], torch.arange(n)
@@ -189,7 +189,7 @@ def mixup_pairs_(x: torch.Tensor, lam, pairs: torch.Tensor, *, backend: str = "a
         )
     if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         raise ValueError("mixup_pairs_ needs x contiguous or channels_last (it works in place)")
-    lam_t = _lam_tensor(lam, x)
+    lam_t = lam_tensor(lam, x)
     chosen = _backend.resolve_backend(backend, x.device, _library.MIXUP_FORWARD)
     if chosen == "reference":
         reference.mixup_pairs(x, lam_t, pairs)
@@ -206,15 +206,15 @@ def cutmix(x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor, *, backend
     if x.dim() != 4:
         raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
     n, _, height, width = x.shape
-    _check_index(index, n, x.device, "index")
-    _check_permutation(index)
+    check_index(index, n, x.device, "index")
+    check_permutation(index)
     if not isinstance(boxes, torch.Tensor) or boxes.dtype != torch.int64:
         raise TypeError("boxes must be an int64 tensor of (y0, x0, y1, x1) rows")
     if boxes.shape != (n, 4):
         raise ValueError(f"boxes must have shape ({n}, 4), got {tuple(boxes.shape)}")
     if boxes.device != x.device:
         raise ValueError(f"boxes is on {boxes.device} but x is on {x.device}")
-    if _on_cpu_eager(boxes) and n > 0:
+    if on_cpu_eager(boxes) and n > 0:
         y0, x0, y1, x1 = boxes.unbind(1)
         ok = (0 <= y0) & (y0 <= y1) & (y1 <= height) & (0 <= x0) & (x0 <= x1) & (x1 <= width)
         if not bool(ok.all()):

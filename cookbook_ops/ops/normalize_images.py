@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 
 from cookbook_ops import _backend, _library
-from cookbook_ops.ops.mixup import _check_index, _check_permutation, _lam_tensor, _on_cpu_eager
+from cookbook_ops.ops.mixup import check_index, check_permutation, lam_tensor, on_cpu_eager
 from cookbook_ops.reference.normalize_images import normalize_images_forward as reference_forward
 
 LAYOUTS = ("NHWC", "NCHW")
@@ -106,7 +106,7 @@ def _channel_constants(
 def _check_std_nonzero(std: torch.Tensor, given) -> None:
     if isinstance(given, torch.Tensor):
         # A device tensor is not inspected: that would wait for the device.
-        if _on_cpu_eager(given) and bool((given.detach().to(torch.float32) == 0).any()):
+        if on_cpu_eager(given) and bool((given.detach().to(torch.float32) == 0).any()):
             raise ValueError(f"std must not contain zeros, got {given.tolist()}")
         return
     values = given if isinstance(given, Sequence) else [given]
@@ -151,9 +151,9 @@ def _check_mixup(mixup, images: torch.Tensor):
             + (f" of length {len(mixup)}" if isinstance(mixup, (tuple, list)) else "")
         )
     lam, index = mixup
-    _check_index(index, images.shape[0], images.device, "index")
-    _check_permutation(index)
-    return _lam_tensor(lam, images), index.contiguous()
+    check_index(index, images.shape[0], images.device, "index")
+    check_permutation(index)
+    return lam_tensor(lam, images), index.contiguous()
 
 
 def _dense_layout(images: torch.Tensor, nhwc: bool) -> tuple[torch.Tensor, bool]:
