@@ -35,6 +35,15 @@ if ! python -c "import torchvision" >/dev/null 2>&1; then
       "parity tests will skip (the reference parity tests still run)" >&2
   fi
 fi
+# timm is the parity oracle of nn.Mixup and the soft-target loss; installed with torch and
+# torchvision pinned to what is there, and optional like torchvision.
+if python -c "import torchvision" >/dev/null 2>&1 && ! python -c "import timm" >/dev/null 2>&1; then
+  pins=$(python -c "import torch, torchvision; print(f'torch=={torch.__version__.split(\"+\")[0]} torchvision=={torchvision.__version__.split(\"+\")[0]}')")
+  # shellcheck disable=SC2086  # two pins, split on purpose
+  if ! python -m pip install --quiet timm $pins; then
+    echo "bootstrap: could not install timm; the timm parity tests will skip" >&2
+  fi
+fi
 
 # Rebuild only when something that goes into the build changed: the sources, setup.py, the
 # torch it builds against, or a build switch.
