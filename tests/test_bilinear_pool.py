@@ -106,6 +106,65 @@ def test_dead_channels_give_autograd_gradients(device, backend, two_stream):
         torch.testing.assert_close(gy, gy64)
 
 
+def post_relu_with_zero_gram_entries(device, dtype, seed, scale=1.0):
+    """Non-negative maps (2, 8, 4, 4) whose Gram matrix has exact zeros in two ways: channel 1
+    is dead in every sample (a zero row and column), and channels 2 and 3 are alive but never
+    active at the same position (disjoint supports, so only G[2, 3] = G[3, 2] = 0). A kernel
+    that predicts the eps term from dead channels alone miscounts the second kind; with a small
+    scale, G << eps and the eps term is most of the norm, so such a miscount shows."""
+    x = make((2, 8, 4, 4), "cpu", torch.float64, seed=seed, scale=scale, relu=True)
+    x[:, 1] = 0
+    x[:, 2, :2] = 0
+    x[:, 3, 2:] = 0
+    x[:, 2, 3, 0] = 0.75 * scale  # both stay alive whatever the draw
+    x[:, 3, 0, 0] = 1.25 * scale
+    return x.to(device, dtype)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("scale", [1.0, 1e-3], ids=["unit", "eps-dominated"])
+def test_post_relu_dead_and_disjoint_channels(device, backend, dtype, scale):
+    x = post_relu_with_zero_gram_entries(device, dtype, seed=11, scale=scale)
+    z = pool(x, backend=backend).reshape(2, 8, 8)
+    z64 = seed_snippet(x.double()).reshape(2, 8, 8)
+    assert_close(z, z64, dtype)
+    # sign(0) = 0: exactly the zero Gram entries give z = 0, never sqrt(eps) / norm.
+    a = x.double().flatten(2)
+    zero = torch.bmm(a, a.transpose(1, 2)) == 0
+    assert zero[:, 1].all() and zero[:, :, 1].all() and zero[:, 2, 3].all() and zero[:, 3, 2].all()
+    assert (zero[:, 0].sum(1) == 1).all()  # channel 0 meets every live channel
+    assert torch.equal(z64 == 0, zero)
+    assert torch.equal(z == 0, zero)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("scale", [1.0, 1e-3], ids=["unit", "eps-dominated"])
+def test_post_relu_disjoint_channels_gradients(device, backend, scale):
+    x = post_relu_with_zero_gram_entries(device, torch.float64, seed=12, scale=scale)
+    dz = make((2, 64), device, torch.float64, seed=13)
+    z, gx, _ = _grads(lambda a, b: pool(a, b, backend=backend), x, None, dz)
+    z64, gx64, _ = _grads(seed_snippet, x, None, dz)
+    torch.testing.assert_close(z, z64)
+    torch.testing.assert_close(gx, gx64)
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_single_negative_value(device, backend, dtype):
+    """Non-negative maps but one value: some Gram entries turn negative, so sum(G) is no longer
+    sum(|G|) and a norm taken from the column sums (exact only for x >= 0) would be wrong."""
+    x = make((2, 8, 4, 4), "cpu", torch.float64, seed=14, relu=True)
+    x[1, 5, 2, 1] = -4.0
+    x = x.to(device, dtype)
+    z = pool(x, backend=backend)
+    z64 = seed_snippet(x.double())
+    g = torch.bmm(x.double().flatten(2), x.double().flatten(2).transpose(1, 2))
+    assert (g[1] < 0).any() and not (g[0] < 0).any()  # the case the test is about
+    assert (z64[1] < 0).any()
+    assert_close(z, z64, dtype)
+
+
 @pytest.mark.parametrize("device,backend", backend_params(OP))
 def test_fp16_large_activations_do_not_overflow(device, backend):
     """Values ~60 over 28x28: the unscaled Gram sum (~2.8e6) would overflow fp16."""
