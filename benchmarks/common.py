@@ -406,7 +406,7 @@ def _cpu_model() -> str:
 
 
 def git_commit() -> str | None:
-    """The commit benchmarked. A copy of the working tree without its .git (as on a borrowed
+    """The commit benchmarked. A copy of the working tree without its .git (as on a remote
     GPU machine) cannot tell, so BENCH_GIT_COMMIT, set by whoever ran it, takes precedence."""
     override = os.environ.get("BENCH_GIT_COMMIT", "").strip()
     if override:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one script for a borrowed GPU machine (H100/H200, no internet): build the extension for
+# The one script for a GPU machine (H100/H200, possibly offline): build the extension for
 # sm_90, run the test suite on CUDA, run every CUDA kernel once under compute-sanitizer, run the
 # benchmarks (every op's, see DEVICE_CHECK_BENCHES), and leave everything under $OUT. Run from
 # the repository root:
@@ -8,7 +8,7 @@
 #
 # The machine gets a copy of the working tree without .git, so pass BENCH_GIT_COMMIT to have
 # the commit recorded in the results. Each stage is time-boxed so that the whole run ends within
-# DEVICE_CHECK_TOTAL_S seconds (default 285, leaving room for a rerun in a 15-minute lease); a
+# DEVICE_CHECK_TOTAL_S seconds (default 285, leaving time for a rerun); a
 # stage that fails or times out is recorded and the later stages still run. Exit status 0 means
 # every stage passed. DEVICE_CHECK_STAGES=build,build_info,bench (say) runs only those stages,
 # for a rerun that needs less than the whole check. All ops no longer fit one run's sanitizer
