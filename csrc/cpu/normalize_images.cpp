@@ -143,24 +143,54 @@ struct RowArgs {
 // The scalar loop for output pixels w..W-1 of a row (row: the first stored pixel). Kept out
 // of line and out of the AVX2 region: inlined there, the compiler could contract the float
 // arithmetic of c10's half conversion into FMAs.
+// Where output row r (sample * H + row) comes from: its own input row and, with mixup, its
+// partner's, each with its flip flag; where it goes; and the blend weights.
 template <typename out_t>
-C10_NOINLINE void row_tail(const RowArgs& a, const uint8_t* row_a, bool flip_a,
-                           const uint8_t* row_b, bool flip_b, float wa, float wb, out_t* dst,
-                           int64_t w) {
+struct RowSources {
+  bool mix;
+  const uint8_t* row_a;
+  const uint8_t* row_b;
+  bool flip_a, flip_b;
+  out_t* dst;
+  float wa, wb;
+};
+
+template <typename out_t>
+C10_ALWAYS_INLINE RowSources<out_t> row_sources(const RowArgs& a, out_t* out, int64_t r) {
+  const Geometry& g = *a.g;
+  const int64_t n = r / g.H;
+  const int64_t h = r % g.H;
+  RowSources<out_t> s;
+  s.mix = a.lam != nullptr;
+  const int64_t m = s.mix ? a.index[n] : n;
+  s.flip_a = a.flip != nullptr && a.flip[n];
+  s.flip_b = a.flip != nullptr && a.flip[m];
+  s.row_a = a.images + n * g.in.sample + h * g.in.row;
+  s.row_b = a.images + m * g.in.sample + h * g.in.row;
+  s.dst = out + n * g.out.sample + h * g.out.row;
+  s.wa = s.mix ? a.lam[n] : 1.0f;
+  s.wb = 1.0f - s.wa;
+  return s;
+}
+
+template <typename out_t>
+C10_NOINLINE void row_tail(const RowArgs& a, const RowSources<out_t>& s, int64_t w) {
   const Geometry& g = *a.g;
   if (w >= g.W) {
     return;
   }
+  const bool flip_a = s.flip_a, flip_b = s.flip_b;
+  const float wa = s.wa, wb = s.wb;
   const int64_t pa = flip_a ? -g.in.pixel : g.in.pixel;
-  const uint8_t* sa = row_a + (flip_a ? (g.W - 1) * g.in.pixel : 0) + w * pa;
-  out_t* d = dst + w * g.out.pixel;
+  const uint8_t* sa = s.row_a + (flip_a ? (g.W - 1) * g.in.pixel : 0) + w * pa;
+  out_t* d = s.dst + w * g.out.pixel;
   if (a.lam == nullptr) {
     row_plain<out_t, 0>(sa, pa, g.in.channel, d, g.out.pixel, g.out.channel, g.W - w, g.C,
                         static_cast<const out_t*>(a.table));
     return;
   }
   const int64_t pb = flip_b ? -g.in.pixel : g.in.pixel;
-  const uint8_t* sb = row_b + (flip_b ? (g.W - 1) * g.in.pixel : 0) + w * pb;
+  const uint8_t* sb = s.row_b + (flip_b ? (g.W - 1) * g.in.pixel : 0) + w * pb;
   row_mix<out_t, 0>(sa, pa, sb, pb, g.in.channel, d, g.out.pixel, g.out.channel, g.W - w, g.C,
                     static_cast<const float*>(a.table), wa, wb);
 }
@@ -257,19 +287,13 @@ COOKBOOK_OPS_FLATTEN void rows_planar_out(const RowArgs& a, out_t* out, int64_t 
   const Geometry& g = *a.g;
   const Nhwc3Masks shuffles;
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.H;
-    const int64_t h = r % g.H;
-    const bool mix = a.lam != nullptr;
-    const int64_t m = mix ? a.index[n] : n;
-    const bool fa = a.flip != nullptr && a.flip[n];
-    const bool fb = a.flip != nullptr && a.flip[m];
-    const uint8_t* ra = a.images + n * g.in.sample + h * g.in.row;
-    const uint8_t* rb = a.images + m * g.in.sample + h * g.in.row;
-    out_t* dst = out + n * g.out.sample + h * g.out.row;
-    const float wa = mix ? a.lam[n] : 1.0f;
-    const float wb = 1.0f - wa;
-    const __m256 wa8 = _mm256_set1_ps(wa);
-    const __m256 wb8 = _mm256_set1_ps(wb);
+    const RowSources<out_t> src = row_sources(a, out, r);
+    const bool mix = src.mix, fa = src.flip_a, fb = src.flip_b;
+    const uint8_t* ra = src.row_a;
+    const uint8_t* rb = src.row_b;
+    out_t* dst = src.dst;
+    const __m256 wa8 = _mm256_set1_ps(src.wa);
+    const __m256 wb8 = _mm256_set1_ps(src.wb);
     int64_t w = 0;
     for (; w + 8 <= g.W; w += 8) {
       __m256i block_a, block_b;
@@ -302,7 +326,7 @@ COOKBOOK_OPS_FLATTEN void rows_planar_out(const RowArgs& a, out_t* out, int64_t 
     // registers left dirty, every SSE instruction there waits on a merge (several times
     // slower). GCC leaves out this vzeroupper on some paths.
     _mm256_zeroupper();
-    row_tail<out_t>(a, ra, fa, rb, fb, wa, wb, dst, w);
+    row_tail<out_t>(a, src, w);
   }
 }
 
@@ -348,19 +372,13 @@ COOKBOOK_OPS_FLATTEN void rows_interleaved3(const RowArgs& a, out_t* out, int64_
     mirror[k] = _mm_load_si128(reinterpret_cast<const __m128i*>(mm));
   }
   for (int64_t r = r0; r < r1; ++r) {
-    const int64_t n = r / g.H;
-    const int64_t h = r % g.H;
-    const bool mix = a.lam != nullptr;
-    const int64_t m = mix ? a.index[n] : n;
-    const bool fa = a.flip != nullptr && a.flip[n];
-    const bool fb = a.flip != nullptr && a.flip[m];
-    const uint8_t* ra = a.images + n * g.in.sample + h * g.in.row;
-    const uint8_t* rb = a.images + m * g.in.sample + h * g.in.row;
-    out_t* dst = out + n * g.out.sample + h * g.out.row;
-    const float wa = mix ? a.lam[n] : 1.0f;
-    const float wb = 1.0f - wa;
-    const __m256 wa8 = _mm256_set1_ps(wa);
-    const __m256 wb8 = _mm256_set1_ps(wb);
+    const RowSources<out_t> src = row_sources(a, out, r);
+    const bool mix = src.mix, fa = src.flip_a, fb = src.flip_b;
+    const uint8_t* ra = src.row_a;
+    const uint8_t* rb = src.row_b;
+    out_t* dst = src.dst;
+    const __m256 wa8 = _mm256_set1_ps(src.wa);
+    const __m256 wb8 = _mm256_set1_ps(src.wb);
     int64_t w = 0;
     for (; w + 8 <= g.W; w += 8) {
       __m256i xa[3], xb[3];
@@ -380,7 +398,7 @@ COOKBOOK_OPS_FLATTEN void rows_interleaved3(const RowArgs& a, out_t* out, int64_
     // registers left dirty, every SSE instruction there waits on a merge (several times
     // slower). GCC leaves out this vzeroupper on some paths.
     _mm256_zeroupper();
-    row_tail<out_t>(a, ra, fa, rb, fb, wa, wb, dst, w);
+    row_tail<out_t>(a, src, w);
   }
 }
 
