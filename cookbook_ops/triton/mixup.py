@@ -339,41 +339,34 @@ def _inverse_permutation(index: torch.Tensor) -> torch.Tensor:
     return inv
 
 
-def mixup_forward(x, lam, index):
-    _check_tensor("x", x, _DTYPES, x.device)
-    x = _dense(x)
-    S = _sample_size(x)
-    n = x.shape[0]
-    lam = _prepare_lam(lam, x)
-    index = _check_per_sample("index", index, n, x.device)
-    context = device_context(x.device, "mixup/cutmix")
-    out = torch.empty_like(x)
+def _blend(name, t, dtypes, lam, index, backward):
+    """One launch of _mixup_kernel over t: the forward blend, or (backward) the gradient, which
+    gathers through the inverse permutation with lam taken from the source sample."""
+    _check_tensor(name, t, dtypes, t.device)
+    t = _dense(t)
+    S = _sample_size(t)
+    n = t.shape[0]
+    lam = _prepare_lam(lam, t)
+    index = _check_per_sample("index", index, n, t.device)
+    context = device_context(t.device, "mixup/cutmix")
+    out = torch.empty_like(t)
     if n == 0 or S == 0:
         return out
-    params = _launch_params(S, x.dtype)
+    params = _launch_params(S, t.dtype)
     with context:
+        source = _inverse_permutation(index) if backward else index
         _mixup_kernel[_grid(n, S, params)](
-            x, out, lam, index, n, S, LAM_FROM_SOURCE=False, **params
+            t, out, lam, source, n, S, LAM_FROM_SOURCE=backward, **params
         )
     return out
 
 
+def mixup_forward(x, lam, index):
+    return _blend("x", x, _DTYPES, lam, index, backward=False)
+
+
 def mixup_backward(grad_out, lam, index):
-    _check_tensor("grad_out", grad_out, _GRAD_DTYPES, grad_out.device)
-    g = _dense(grad_out)
-    S = _sample_size(g)
-    n = g.shape[0]
-    lam = _prepare_lam(lam, g)
-    index = _check_per_sample("index", index, n, g.device)
-    context = device_context(g.device, "mixup/cutmix")
-    grad = torch.empty_like(g)
-    if n == 0 or S == 0:
-        return grad
-    params = _launch_params(S, g.dtype)
-    with context:
-        inv = _inverse_permutation(index)
-        _mixup_kernel[_grid(n, S, params)](g, grad, lam, inv, n, S, LAM_FROM_SOURCE=True, **params)
-    return grad
+    return _blend("grad_out", grad_out, _GRAD_DTYPES, lam, index, backward=True)
 
 
 def mixup_pairs(x, lam, pairs):
