@@ -636,6 +636,16 @@ std::optional<at::Tensor> contiguous_weight(const std::optional<at::Tensor>& wei
   return weight->contiguous();
 }
 
+// The range check of every target slot, naming each as its op's argument.
+template <bool kMixup>
+void check_target_slots(const at::Tensor& target, const at::Tensor* target_b, int64_t C,
+                        int64_t ignore_index) {
+  check_targets(kMixup ? "target_a" : "target", target, C, ignore_index);
+  if constexpr (kMixup) {
+    check_targets("target_b", *target_b, C, ignore_index);
+  }
+}
+
 // Both forward ops: kMixup adds target_b and makes loss (N, 2), one column per target.
 template <bool kMixup>
 std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cpu(
@@ -656,10 +666,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> forward_cpu(
   if (N == 0) {
     return {loss, lse, correct};
   }
-  check_targets(kMixup ? "target_a" : "target", target, C, ignore_index);
-  if constexpr (kMixup) {
-    check_targets("target_b", *target_b, C, ignore_index);
-  }
+  check_target_slots<kMixup>(target, target_b, C, ignore_index);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(),
@@ -725,10 +732,7 @@ at::Tensor backward_cpu(const at::Tensor& grad_loss, const at::Tensor& logits_in
   if (N == 0 || C == 0) {
     return grad;
   }
-  check_targets(kMixup ? "target_a" : "target", target, C, ignore_index);
-  if constexpr (kMixup) {
-    check_targets("target_b", *target_b, C, ignore_index);
-  }
+  check_target_slots<kMixup>(target, target_b, C, ignore_index);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(
       at::kHalf, at::kBFloat16, logits.scalar_type(),
