@@ -99,10 +99,8 @@ def run_case(backend, device, n, c, dtype, weighted, reduction, convention) -> l
     weight = torch.rand(c, generator=gen).add(0.5).to(device) if weighted else None
     grad_out = torch.randn(n, generator=gen).to(dtype).to(device) if reduction == "none" else None
 
-    results = {}
-    for name in ("reference", backend):
-        x = logits.detach().clone().requires_grad_(True)
-        loss, correct = cookbook_ops.label_smoothing_cross_entropy(
+    def loss_fn(x, name):
+        return cookbook_ops.label_smoothing_cross_entropy(
             x,
             target,
             0.1,
@@ -113,23 +111,25 @@ def run_case(backend, device, n, c, dtype, weighted, reduction, convention) -> l
             return_correct=True,
             backend=name,
         )
+
+    return _loss_problems(loss_fn, backend, device, logits, grad_out, dtype)
+
+
+def _loss_problems(loss_fn, backend, device, logits, grad_out, dtype) -> list[str]:
+    """Forward + backward of a cross-entropy op (``loss_fn(x, backend_name)`` returns the loss
+    and the correct flags) on the reference and on ``backend``: loss, gradient and, for float32
+    logits, the correct flags compared."""
+    results = {}
+    for name in ("reference", backend):
+        x = logits.detach().clone().requires_grad_(True)
+        loss, correct = loss_fn(x, name)
         loss.backward(grad_out)
-        results[name] = (loss.detach(), correct, x.grad)
+        results[name] = (loss.detach(), x.grad, correct)
     if device != "cpu":
         torch.cuda.synchronize()
-
-    problems = []
-    ref_loss, ref_correct, ref_grad = results["reference"]
-    loss, correct, grad = results[backend]
-    for what, a, e in (("loss", loss, ref_loss), ("grad", grad, ref_grad)):
-        if a is None:
-            problems.append(f"{what} is None")
-            continue
-        err = max_error(a, e, dtype)
-        if err is not None:
-            problems.append(f"{what}: {err}")
+    problems = _compare({k: v[:2] for k, v in results.items()}, backend, ("loss", "grad"), dtype)
     # 16-bit logits tie often enough that two correct kernels may pick different argmaxes.
-    if dtype == torch.float32 and not torch.equal(correct, ref_correct):
+    if dtype == torch.float32 and not torch.equal(results[backend][2], results["reference"][2]):
         problems.append("correct flags differ")
     return problems
 
@@ -396,10 +396,8 @@ def run_mixup_ce_case(
         lam = float(torch.rand((), generator=gen))
     grad_out = torch.randn(n, generator=gen).to(dtype).to(device) if reduction == "none" else None
 
-    results = {}
-    for name in ("reference", backend):
-        x = logits.detach().clone().requires_grad_(True)
-        loss, correct = cookbook_ops.mixup_cross_entropy(
+    def loss_fn(x, name):
+        return cookbook_ops.mixup_cross_entropy(
             x,
             target_a,
             target_b,
@@ -412,18 +410,8 @@ def run_mixup_ce_case(
             return_correct=True,
             backend=name,
         )
-        loss.backward(grad_out)
-        results[name] = (loss.detach(), x.grad, correct)
-    if device != "cpu":
-        torch.cuda.synchronize()
 
-    problems = _compare(
-        {k: v[:2] for k, v in results.items()}, backend, ("loss", "grad"), loss.dtype
-    )
-    # 16-bit logits tie often enough that two correct kernels may pick different argmaxes.
-    if dtype == torch.float32 and not torch.equal(results[backend][2], results["reference"][2]):
-        problems.append("correct flags differ")
-    return problems
+    return _loss_problems(loss_fn, backend, device, logits, grad_out, dtype)
 
 
 def _mixup_ce_cases(backend, device):
