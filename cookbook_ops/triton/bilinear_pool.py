@@ -9,6 +9,13 @@ Forward, per sample n with A = x_n (D1, M) and B = y_n (D2, M) (B = A with one s
   is stored a second time, transposed.
 - ``_normalize_kernel``: z = v / max(norm, 1e-12) in the output dtype, and norm itself.
 
+One stream in 16 bits, the same kernel runs twice instead (``STAGE``): a first launch only
+sums v^2, a second recomputes each tile and stores z directly. The 16-bit product is cheap on
+the matrix units and half of it is skipped by symmetry, so the two launches do the FLOPs of one
+full product while v in op-math precision (twice the bytes of z, written and read back) never
+goes to memory. The recomputed tile is bit-identical to the first (same code, same order), so z
+is exactly what the store-and-normalize path gives.
+
 Backward, from x, y, z and norm only (|v| = norm |z|):
     c = <z, dz>, dv = (dz - z c) / norm, dG = dv / (2 |v|) (0 where z == 0)
 - ``_row_dot_kernel``: c per sample.
@@ -119,7 +126,23 @@ def _signed_sqrt(g, eps):
     return tl.where(g > 0, r, tl.where(g < 0, -r, g * 0.0))
 
 
+@triton.jit
+def _store_tile(out_ptr, tile, rows, cols, ld, valid, mirrored):
+    """Store one tile of a row-major matrix with leading dimension ``ld``; with ``mirrored``
+    also its transpose at (cols, rows)."""
+    out = tile.to(out_ptr.dtype.element_ty)
+    tl.store(out_ptr + rows[:, None] * ld + cols[None, :], out, mask=valid)
+    if mirrored:
+        tl.store(out_ptr + cols[None, :] * ld + rows[:, None], out, mask=valid)
+
+
 # --- forward --------------------------------------------------------------------------------
+
+
+# What one launch of the forward kernel does with its tiles of v.
+_STORE_V = 0  # store v (op-math) and add the tiles' v^2 to the sample's sum of squares
+_SUMSQ_ONLY = 1  # only the sum of squares
+_STORE_Z = 2  # read the finished sum of squares; store z = v / max(norm, 1e-12) and norm
 
 
 @triton.jit(do_not_specialize=_NO_SPECIALIZE)
@@ -128,12 +151,14 @@ def _bilinear_forward_kernel(
     b_ptr,
     v_ptr,
     sumsq_ptr,
+    norm_ptr,
     n_batch,
     D1,
     D2,
     M,
     eps_hi,
     eps_lo,
+    STAGE: tl.constexpr,
     SYMMETRIC: tl.constexpr,
     FROM_GRAM: tl.constexpr,
     DOT_DTYPE: tl.constexpr,
@@ -146,10 +171,14 @@ def _bilinear_forward_kernel(
     n = tl.program_id(1)
     if SYMMETRIC:
         ti, tj = _upper_triangle_tile(tl.program_id(0))
+        # Off the diagonal the mirrored tile is never launched: this program stores it too and
+        # counts it in the norm.
+        mirrored = ti != tj
     else:
         tiles_j = tl.cdiv(D2, BLOCK_J)
         ti = tl.program_id(0) // tiles_j
         tj = tl.program_id(0) % tiles_j
+        mirrored = ti < 0
     rows = ti * BLOCK_I + tl.arange(0, BLOCK_I)
     cols = tj * BLOCK_J + tl.arange(0, BLOCK_J)
     row_mask = rows < D1
@@ -172,16 +201,20 @@ def _bilinear_forward_kernel(
     g = acc / M
     v = _signed_sqrt(g, split_scalar(eps_hi, eps_lo, acc_dtype))
     v = tl.where(valid, v, 0.0)
-    sumsq = tl.sum(tl.sum(v * v, axis=1), axis=0)
-    out_ptr = v_ptr + gram_offset
-    out = v.to(v_ptr.dtype.element_ty)
-    tl.store(out_ptr + rows[:, None] * D2 + cols[None, :], out, mask=valid)
-    if SYMMETRIC:
-        if ti != tj:
-            # The mirrored tile is never launched: store it here and count it in the norm.
+    if STAGE == 2:
+        # z exactly as _normalize_kernel makes it from a stored v.
+        norm = tl.sqrt(tl.load(sumsq_ptr + n))
+        z = v / tl.maximum(norm, 1e-12)
+        _store_tile(v_ptr + gram_offset, z, rows, cols, D2, valid, mirrored)
+        if tl.program_id(0) == 0:
+            tl.store(norm_ptr + n, norm)
+    else:
+        sumsq = tl.sum(tl.sum(v * v, axis=1), axis=0)
+        if STAGE == 0:
+            _store_tile(v_ptr + gram_offset, v, rows, cols, D2, valid, mirrored)
+        if mirrored:
             sumsq = sumsq * 2
-            tl.store(out_ptr + cols[None, :] * D2 + rows[:, None], out, mask=valid)
-    tl.atomic_add(sumsq_ptr + n, sumsq, sem="relaxed")
+        tl.atomic_add(sumsq_ptr + n, sumsq, sem="relaxed")
 
 
 @triton.jit
@@ -419,6 +452,13 @@ def _prepare(x, y):
     return x.contiguous(), y
 
 
+def _recomputes(dtype: torch.dtype, symmetric: bool) -> bool:
+    """Whether the forward runs the product twice (sum of squares, then z) instead of storing
+    v: one stream in 16 bits, where the skipped half of the product makes both launches
+    together cost one full product and the op-math v would be twice the bytes of z."""
+    return symmetric and dtype in (torch.float16, torch.bfloat16)
+
+
 def _triangle_tiles(tiles: int) -> int:
     return tiles * (tiles + 1) // 2
 
@@ -438,23 +478,30 @@ def bilinear_pool_forward(x, y, eps):
         norm.zero_()
         return z, norm
     sumsq = torch.zeros((n,), dtype=acc_dtype, device=x.device)
-    # v in op-math precision; fp32/fp64 outputs hold it in z itself, normalized in place.
-    v = z if z.dtype == acc_dtype else torch.empty_like(z, dtype=acc_dtype)
     eps_hi, eps_lo = split_double(float(eps))
     symmetric = y is None
     params = _forward_params(d1, d2, x.dtype)
+    tiles_i = triton.cdiv(d1, params["BLOCK_I"])
+    tiles_j = triton.cdiv(d2, params["BLOCK_J"])
+    tiles = _triangle_tiles(tiles_i) if symmetric else tiles_i * tiles_j
     with context:
+        if _recomputes(x.dtype, symmetric):
+            for stage in (_SUMSQ_ONLY, _STORE_Z):
+                _bilinear_forward_kernel[(tiles, n)](
+                    x, x, z, sumsq, norm, n, d1, d2, m, eps_hi, eps_lo,
+                    STAGE=stage, SYMMETRIC=True, FROM_GRAM=False, **params,
+                )  # fmt: skip
+            return z, norm
         if x.dtype == torch.float64:
             gram = torch.bmm(x, b.transpose(1, 2))
             a_arg, b_arg, from_gram = gram, gram, True
         else:
             a_arg, b_arg, from_gram = x, b, False
-        tiles_i = triton.cdiv(d1, params["BLOCK_I"])
-        tiles_j = triton.cdiv(d2, params["BLOCK_J"])
-        tiles = _triangle_tiles(tiles_i) if symmetric else tiles_i * tiles_j
+        # v in op-math precision; fp32/fp64 outputs hold it in z itself, normalized in place.
+        v = z if z.dtype == acc_dtype else torch.empty_like(z, dtype=acc_dtype)
         _bilinear_forward_kernel[(tiles, n)](
-            a_arg, b_arg, v, sumsq, n, d1, d2, m, eps_hi, eps_lo,
-            SYMMETRIC=symmetric, FROM_GRAM=from_gram, **params,
+            a_arg, b_arg, v, sumsq, norm, n, d1, d2, m, eps_hi, eps_lo,
+            STAGE=_STORE_V, SYMMETRIC=symmetric, FROM_GRAM=from_gram, **params,
         )  # fmt: skip
         block = _stream_block(x.dtype)
         _normalize_kernel[(triton.cdiv(d1 * d2, block), n)](
@@ -583,50 +630,61 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
 
     fwd = _forward_params(d1, d2, dtype)
     fwd_warps, fwd_stages = fwd.pop("num_warps"), fwd.pop("num_stages")
-    specs.append(
-        _spec(
-            f"bilinear_forward_{streams}_{name}_D{d1}x{d2}_M{m}",
-            _bilinear_forward_kernel,
-            {
-                "a_ptr": f"*{name}",
-                "b_ptr": f"*{name}",
-                "v_ptr": f"*{acc}",
-                "sumsq_ptr": f"*{acc}",
-                "eps_hi": "fp32",
-                "eps_lo": "fp32",
-                **ints,
-            },
-            {"SYMMETRIC": symmetric, "FROM_GRAM": False, **fwd},
-            fwd_warps,
-            ["a_ptr", "b_ptr", "v_ptr", "sumsq_ptr", *aligned_sizes],
-            num_stages=fwd_stages,
-            # Compute-bound, but its pipelined tile copies and v stores (mirror included) do
-            # reach 16 bytes: the width check guards them against a regression.
-            bandwidth_bound=True,
-            min_load_bits=128,
-            min_store_bits=128,
-        )
+    recompute = _recomputes(dtype, symmetric)
+    # (stage, name suffix, type of what is stored, store width to require)
+    stages = (
+        [(_SUMSQ_ONLY, "sumsq", acc, None), (_STORE_Z, "z", name, 128)]
+        if recompute
+        else [(_STORE_V, "v", acc, 128)]
     )
+    for stage, what, stored, store_bits in stages:
+        specs.append(
+            _spec(
+                f"bilinear_forward_{what}_{streams}_{name}_D{d1}x{d2}_M{m}",
+                _bilinear_forward_kernel,
+                {
+                    "a_ptr": f"*{name}",
+                    "b_ptr": f"*{name}",
+                    "v_ptr": f"*{stored}",
+                    "sumsq_ptr": f"*{acc}",
+                    "norm_ptr": f"*{acc}",
+                    "eps_hi": "fp32",
+                    "eps_lo": "fp32",
+                    **ints,
+                },
+                {"STAGE": stage, "SYMMETRIC": symmetric, "FROM_GRAM": False, **fwd},
+                fwd_warps,
+                ["a_ptr", "b_ptr", "v_ptr", "sumsq_ptr", "norm_ptr", *aligned_sizes],
+                num_stages=fwd_stages,
+                # Compute-bound, but its pipelined tile copies and tile stores (mirror
+                # included) do reach 16 bytes: the width check guards them against a
+                # regression. The sum-of-squares stage stores nothing but one atomic.
+                bandwidth_bound=True,
+                min_load_bits=128,
+                min_store_bits=store_bits,
+            )
+        )
     block = _stream_block(dtype)
-    specs.append(
-        _spec(
-            f"bilinear_normalize_{name}_L{d1 * d2}",
-            _normalize_kernel,
-            {
-                "v_ptr": f"*{acc}",
-                "sumsq_ptr": f"*{acc}",
-                "z_ptr": f"*{name}",
-                "norm_ptr": f"*{acc}",
-                **ints,
-            },
-            {"BLOCK": block},
-            4,
-            ["v_ptr", "sumsq_ptr", "z_ptr", "norm_ptr", *aligned_sizes],
-            bandwidth_bound=True,
-            min_load_bits=128,
-            min_store_bits=128,
+    if not recompute:
+        specs.append(
+            _spec(
+                f"bilinear_normalize_{name}_L{d1 * d2}",
+                _normalize_kernel,
+                {
+                    "v_ptr": f"*{acc}",
+                    "sumsq_ptr": f"*{acc}",
+                    "z_ptr": f"*{name}",
+                    "norm_ptr": f"*{acc}",
+                    **ints,
+                },
+                {"BLOCK": block},
+                4,
+                ["v_ptr", "sumsq_ptr", "z_ptr", "norm_ptr", *aligned_sizes],
+                bandwidth_bound=True,
+                min_load_bits=128,
+                min_store_bits=128,
+            )
         )
-    )
     specs.append(
         _spec(
             f"bilinear_row_dot_{name}_L{d1 * d2}",
