@@ -172,6 +172,8 @@ class Timing:
 
     samples_ms: list[float] = field(default_factory=list)
     method: str = ""
+    # CUDA only: median host (CPU) time of one call's launch work, measured apart.
+    host_ms: float | None = None
 
     @property
     def median_ms(self) -> float:
@@ -197,6 +199,7 @@ class Timing:
             "p20_ms": self.p20_ms,
             "p80_ms": self.p80_ms,
             "min_ms": self.min_ms,
+            "host_ms": self.host_ms,
             "samples_ms": [round(v, 6) for v in self.samples_ms],
         }
 
@@ -282,6 +285,44 @@ def _flush_l2() -> None:
     _l2_flush_buffer.zero_()
 
 
+# Queued ahead of every timed call: at least this many times the host time of one call.
+_HIDE_HOST_FACTOR = 2.0
+_HIDE_HOST_MAX_MS = 20.0
+_sleep_cycles_per_ms: float | None = None
+
+
+def _cycles_per_ms() -> float:
+    """GPU clock cycles per millisecond of ``torch.cuda._sleep``, measured once."""
+    global _sleep_cycles_per_ms
+    if _sleep_cycles_per_ms is None:
+        cycles = 1_000_000
+        torch.cuda._sleep(cycles)  # first launch loads the kernel
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        torch.cuda._sleep(cycles)
+        end.record()
+        torch.cuda.synchronize()
+        _sleep_cycles_per_ms = cycles / max(start.elapsed_time(end), 1e-3)
+    return _sleep_cycles_per_ms
+
+
+def host_time_ms(
+    fn: Callable[[], object], reset: Callable[[], object] | None = None, calls: int = 7
+) -> float:
+    """Median wall time the host spends in one call of ``fn`` from an idle GPU: its launch
+    work (Python, dispatch, allocation, kernel launches), plus any wait ``fn`` forces."""
+    reset = reset or _noop
+    samples = []
+    for _ in range(calls):
+        reset()
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    torch.cuda.synchronize()
+    return percentile(samples, 50)
+
+
 def time_cuda(
     fn: Callable[[], object],
     *,
@@ -291,16 +332,22 @@ def time_cuda(
     min_reps: int = 10,
     budget_s: float = 0.5,
     flush_l2: bool = True,
+    hide_host: bool = True,
 ) -> Timing:
     """Per-call GPU times from CUDA events around ``fn``.
 
     ``reset`` and the L2 flush run before the start event, so neither is timed. Flushing L2
     gives every call cold caches, as in training where the logits were written long before the
     loss reads them; without it a small problem would be served from L2 and beat the DRAM
-    floor. The host-side launch work of ``fn`` overlaps the flush, as it overlaps the model's
-    own kernels in training, so what is timed is the GPU's work (plus any host sync ``fn``
-    forces). The number of calls is ``budget_s`` / (estimated time per call), clamped to
-    [``min_reps``, ``reps``].
+    floor. What is timed is the GPU's work, as in training, where the host's launch work for
+    one op overlaps the GPU's work on earlier ones: with ``hide_host`` a GPU sleep of at least
+    twice the host time of one call (measured first, reported as ``host_ms``) is queued before
+    each start event, so the host is always ahead of the GPU and a slow or jittery host cannot
+    leave the GPU idle inside the timed interval. (Without it only the flush covers the host
+    work; host-heavy calls such as forward+backward through autograd then time the host too,
+    and vary with its load.) A host sync inside ``fn`` still costs what it costs: the GPU
+    drains, and the launches after it are timed. The number of calls is ``budget_s`` /
+    (estimated GPU time per call), clamped to [``min_reps``, ``reps``].
     """
     reset = reset or _noop
     for _ in range(warmup):
@@ -308,17 +355,30 @@ def time_cuda(
         fn()
     torch.cuda.synchronize()
 
-    probe = 3
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(probe):
+    host_ms = host_time_ms(fn, reset)
+    hide_cycles = 0
+    if hide_host and hasattr(torch.cuda, "_sleep"):
+        hide_ms = min(_HIDE_HOST_FACTOR * host_ms + 0.05, _HIDE_HOST_MAX_MS)
+        hide_cycles = int(hide_ms * _cycles_per_ms())
+
+    def before_call():
         reset()
         if flush_l2:
             _flush_l2()
+        if hide_cycles:
+            torch.cuda._sleep(hide_cycles)
+
+    probe = 3
+    estimate = []
+    for _ in range(probe):
+        before_call()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
         fn()
-    end.record()
+        end.record()
+        estimate.append((start, end))
     torch.cuda.synchronize()
-    estimate_ms = max(start.elapsed_time(end) / probe, 1e-3)
+    estimate_ms = max(sum(s.elapsed_time(e) for s, e in estimate) / probe, 1e-3)
     n = int(min(reps, max(min_reps, budget_s * 1e3 / estimate_ms)))
 
     starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
@@ -327,9 +387,7 @@ def time_cuda(
     gc.disable()
     try:
         for i in range(n):
-            reset()
-            if flush_l2:
-                _flush_l2()
+            before_call()
             starts[i].record()
             fn()
             ends[i].record()
@@ -338,7 +396,9 @@ def time_cuda(
         if gc_was_enabled:
             gc.enable()
     method = "cuda events" + (", L2 flushed" if flush_l2 else "")
-    return Timing([s.elapsed_time(e) for s, e in zip(starts, ends)], method=method)
+    if hide_cycles:
+        method += ", host work hidden"
+    return Timing([s.elapsed_time(e) for s, e in zip(starts, ends)], method=method, host_ms=host_ms)
 
 
 def cuda_peak_memory(fn: Callable[[], object], reset: Callable[[], object] | None = None) -> int:

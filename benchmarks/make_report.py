@@ -62,6 +62,10 @@ def _note(rec: dict) -> str:
     timing = rec.get("timing") or {}
     if timing.get("p20_ms") and timing["p80_ms"] > 2 * timing["p20_ms"]:
         parts.append(f"noisy (p80/p20 = {timing['p80_ms'] / timing['p20_ms']:.1f})")
+    host, median = timing.get("host_ms"), timing.get("median_ms")
+    if host is not None and median and host > median:
+        # The GPU time is what is reported; alone, a call this short waits on the host.
+        parts.append(f"host-bound alone (host {host:.3f} ms/call)")
     if rec.get("compile_s") is not None:
         parts.append(f"first call (compile) {rec['compile_s']:.1f}s")
     text = "; ".join(parts).replace("|", "/").replace("\n", " ")
