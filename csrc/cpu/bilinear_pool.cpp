@@ -11,8 +11,9 @@
 //             that is the op-math type, so fp32/fp64 allocate nothing beyond z itself). With
 //             one stream only the upper-triangle blocks of G are multiplied (about 12% faster
 //             forward at N=16, D=256, M=196 than a full bmm), and the last pass mirrors them.
-//   backward: per-block <z, dz> -> dG / M in one pass over (z, dz) -> one stream: dG + dG^T
-//             in place, one GEMM; two streams: dG y and dG^T x, the transpose a GEMM flag.
+//   backward: per-block <z, dz> -> dG / M in one pass over (z, dz); one stream: dS = dG + dG^T
+//             formed block pair by block pair in cache (dG never stored), one GEMM; two
+//             streams: dG y and dG^T x, the transpose a GEMM flag.
 //             bfloat16 on a CPU with native bfloat16 dot products: dS is rounded to bfloat16
 //             and the GEMM runs in bfloat16 with float accumulation, as on CUDA.
 // The 1/M scaling is applied in the op-math type before anything is rounded to 16 bits.
@@ -139,25 +140,6 @@ void grad_pass_scalar(const scalar_t* z, const scalar_t* dz, T* out, int64_t len
   }
 }
 
-// S <- S + S^T for one square (D, D) block, in tiles so that the column reads stay in cache.
-template <typename T>
-void symmetrize(T* s, int64_t d) {
-  constexpr int64_t kTile = 32;
-  for (int64_t i0 = 0; i0 < d; i0 += kTile) {
-    const int64_t i1 = std::min(d, i0 + kTile);
-    for (int64_t j0 = i0; j0 < d; j0 += kTile) {
-      const int64_t j1 = std::min(d, j0 + kTile);
-      for (int64_t i = i0; i < i1; ++i) {
-        for (int64_t j = std::max(j0, i); j < j1; ++j) {
-          const T sum = s[i * d + j] + s[j * d + i];
-          s[i * d + j] = sum;
-          s[j * d + i] = sum;
-        }
-      }
-    }
-  }
-}
-
 // One stream: G = x x^T / M is symmetric, so only the blocks (I, J) with I <= J of a
 // kBlock-square tiling are computed (10 of 16 GEMM blocks at D = 256), each followed at once by
 // the signed-sqrt pass while it is still in cache; the normalize pass mirrors them.
@@ -204,6 +186,49 @@ void mirror_block(scalar_t* z, int64_t d, int64_t i0, int64_t mi, int64_t j0, in
         }
       }
     }
+  }
+}
+
+// dS = dG + dG^T for one block pair (I, J), I <= J, of one sample: the two dG blocks are
+// formed into cache-resident tiles (``form``: rows of dG from rows of z and dz), summed, and
+// stored into both blocks of dS (``store``: rows of op-math values to rows of dS), so dG
+// itself never goes to memory. tile_a and tile_b hold kSymBlock^2 values each.
+template <typename T, typename Form, typename Store>
+void symmetric_grad_block(int64_t d, int64_t i0, int64_t mi, int64_t j0, int64_t nj, T* tile_a,
+                          T* tile_b, const Form& form, const Store& store) {
+  constexpr int64_t kB = kSymBlock;
+  for (int64_t r = 0; r < mi; ++r) {
+    form((i0 + r) * d + j0, tile_a + r * kB, nj);
+  }
+  if (i0 == j0) {
+    for (int64_t r = 0; r < mi; ++r) {
+      tile_a[r * kB + r] *= T(2);
+      for (int64_t c = r + 1; c < nj; ++c) {
+        const T sum = tile_a[r * kB + c] + tile_a[c * kB + r];
+        tile_a[r * kB + c] = sum;
+        tile_a[c * kB + r] = sum;
+      }
+    }
+    for (int64_t r = 0; r < mi; ++r) {
+      store(tile_a + r * kB, (i0 + r) * d + j0, nj);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < nj; ++r) {
+    form((j0 + r) * d + i0, tile_b + r * kB, mi);
+  }
+  for (int64_t r = 0; r < mi; ++r) {
+    for (int64_t c = 0; c < nj; ++c) {
+      const T sum = tile_a[r * kB + c] + tile_b[c * kB + r];
+      tile_a[r * kB + c] = sum;
+      tile_b[c * kB + r] = sum;
+    }
+  }
+  for (int64_t r = 0; r < mi; ++r) {
+    store(tile_a + r * kB, (i0 + r) * d + j0, nj);
+  }
+  for (int64_t r = 0; r < nj; ++r) {
+    store(tile_b + r * kB, (j0 + r) * d + i0, mi);
   }
 }
 }  // namespace
@@ -545,7 +570,10 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
   const at::Tensor z = z_in.contiguous();
   const at::Tensor dz = grad_z_in.contiguous();
   const at::Tensor norm = norm_in.contiguous();
-  at::Tensor dg = at::empty({N, D1, D2}, x_in.options().dtype(opmath));
+  const bool bf16_gemm = dtype == at::kBFloat16 && native_bf16_gemm();
+  // One stream: dS = dG + dG^T, stored in the GEMM's operand type; two streams: dG in op-math.
+  const bool ds_bf16 = !two && bf16_gemm;
+  at::Tensor dg = at::empty({N, D1, D2}, x_in.options().dtype(ds_bf16 ? at::kBFloat16 : opmath));
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_backward", [&] {
     using T = at::opmath_type<scalar_t>;
@@ -555,7 +583,6 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
     const scalar_t* zp = z.const_data_ptr<scalar_t>();
     const scalar_t* dzp = dz.const_data_ptr<scalar_t>();
     const T* np = norm.const_data_ptr<T>();
-    T* gp = dg.mutable_data_ptr<T>();
     const bool vec = cpu::vec_kernels_available();
 
     at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
@@ -574,31 +601,69 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
       }
       coef[n] = grad_coef(dot, np[n], M);
     }
-    at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
-      for (int64_t t = t0; t < t1; ++t) {
-        const int64_t e0 = tiles.begin(t);
-        const int64_t len = tiles.end(t) - e0;
-        const auto& k = coef[tiles.sample(t)];
-        if (vec) {
-          grad_pass_vec(zp + e0, dzp + e0, gp + e0, len, k);
-        } else {
-          grad_pass_scalar(zp + e0, dzp + e0, gp + e0, len, k);
-        }
-      }
-    });
-    if (!two) {
-      at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-        for (int64_t n = n0; n < n1; ++n) {
-          symmetrize(gp + n * D1 * D1, D1);
+    if (two) {
+      T* gp = dg.mutable_data_ptr<T>();
+      at::parallel_for(0, tasks, 1, [&](int64_t t0, int64_t t1) {
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t e0 = tiles.begin(t);
+          const int64_t len = tiles.end(t) - e0;
+          const auto& k = coef[tiles.sample(t)];
+          if (vec) {
+            grad_pass_vec(zp + e0, dzp + e0, gp + e0, len, k);
+          } else {
+            grad_pass_scalar(zp + e0, dzp + e0, gp + e0, len, k);
+          }
         }
       });
+      return;
+    }
+    const SymBlocks blocks(D1);
+    const int64_t sq = D1 * D1;
+    auto symmetric = [&](auto* gp) {
+      using out_t = std::remove_pointer_t<decltype(gp)>;
+      at::parallel_for(0, N * blocks.per_sample, 1, [&](int64_t t0, int64_t t1) {
+        std::vector<T> scratch(2 * kSymBlock * kSymBlock);
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t n = t / blocks.per_sample;
+          const int64_t p = t % blocks.per_sample;
+          const scalar_t* zs = zp + n * sq;
+          const scalar_t* dzs = dzp + n * sq;
+          out_t* gs = gp + n * sq;
+          const auto& k = coef[n];
+          const auto form = [&](int64_t at, T* dst, int64_t len) {
+            if (vec) {
+              grad_pass_vec(zs + at, dzs + at, dst, len, k);
+            } else {
+              grad_pass_scalar(zs + at, dzs + at, dst, len, k);
+            }
+          };
+          const auto store = [&](const T* src, int64_t at, int64_t len) {
+            if (vec) {
+              scale_pass_vec(src, gs + at, len, T(1));
+            } else {
+              scale_pass_scalar(src, gs + at, len, T(1));
+            }
+          };
+          symmetric_grad_block<T>(D1, blocks.lo(blocks.bi[p]), blocks.len(blocks.bi[p]),
+                                  blocks.lo(blocks.bj[p]), blocks.len(blocks.bj[p]),
+                                  scratch.data(), scratch.data() + kSymBlock * kSymBlock, form,
+                                  store);
+        }
+      });
+    };
+    // bfloat16 dS only for bfloat16 inputs (ds_t is T otherwise, and ds_bf16 false).
+    using ds_t = std::conditional_t<std::is_same_v<scalar_t, at::BFloat16>, at::BFloat16, T>;
+    if (ds_bf16) {
+      symmetric(dg.mutable_data_ptr<ds_t>());
+    } else {
+      symmetric(dg.mutable_data_ptr<T>());
     }
   });
 
-  if (dtype == at::kBFloat16 && native_bf16_gemm()) {
+  if (bf16_gemm) {
     // dS rounded to bfloat16 like any bfloat16 GEMM operand (the CUDA kernels do the same);
     // the GEMM multiplies exactly, accumulates in float and rounds once, to the output.
-    const at::Tensor ds = dg.to(at::kBFloat16);
+    const at::Tensor ds = two ? dg.to(at::kBFloat16) : dg;
     const at::Tensor a = x_in.contiguous();
     if (!two) {
       return {at::bmm(ds, a)};
