@@ -645,9 +645,8 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
             }
           };
           symmetric_grad_block<T>(D1, blocks.lo(blocks.bi[p]), blocks.len(blocks.bi[p]),
-                                  blocks.lo(blocks.bj[p]), blocks.len(blocks.bj[p]),
-                                  scratch.data(), scratch.data() + kSymBlock * kSymBlock, form,
-                                  store);
+                                  blocks.lo(blocks.bj[p]), blocks.len(blocks.bj[p]), scratch.data(),
+                                  scratch.data() + kSymBlock * kSymBlock, form, store);
         }
       });
     };
