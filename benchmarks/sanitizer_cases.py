@@ -86,6 +86,9 @@ BILINEAR_CASES = [
     (2, 130, 70, (14, 14), torch.bfloat16, True),
     (2, 257, None, (13,), torch.float32, False),
     (2, 256, 128, (28, 28), torch.bfloat16, False),
+    # One stream in 16 bits, several tiles: Triton's two-launch forward, mirrored tiles.
+    (2, 200, None, (9, 9), torch.bfloat16, False),
+    (3, 24, None, (4, 4), torch.float16, True),
 ]
 
 
