@@ -631,9 +631,9 @@ def compile_specs(dtype: torch.dtype, d1: int, d2: int, m: int, symmetric: bool)
     fwd = _forward_params(d1, d2, dtype)
     fwd_warps, fwd_stages = fwd.pop("num_warps"), fwd.pop("num_stages")
     recompute = _recomputes(dtype, symmetric)
-    # (stage, name suffix, type of what is stored, store width to require)
+    # (stage, name suffix, type of v_ptr as launched (z itself when recomputing), store width)
     stages = (
-        [(_SUMSQ_ONLY, "sumsq", acc, None), (_STORE_Z, "z", name, 128)]
+        [(_SUMSQ_ONLY, "sumsq", name, None), (_STORE_Z, "z", name, 128)]
         if recompute
         else [(_STORE_V, "v", acc, 128)]
     )
