@@ -659,23 +659,19 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
     }
   });
 
-  if (bf16_gemm) {
-    // dS rounded to bfloat16 like any bfloat16 GEMM operand (the CUDA kernels do the same);
-    // the GEMM multiplies exactly, accumulates in float and rounds once, to the output.
-    const at::Tensor ds = two ? dg.to(at::kBFloat16) : dg;
-    const at::Tensor a = x_in.contiguous();
-    if (!two) {
-      return {at::bmm(ds, a)};
-    }
-    const at::Tensor b = y_in->contiguous();
-    return {at::bmm(ds, b), at::bmm(ds.transpose(1, 2), a)};
-  }
-  const at::Tensor a = opmath_operand(x_in);
+  // GEMM operands: with the bfloat16 GEMM, x (y) as they are and dS rounded to bfloat16 like any
+  // bfloat16 operand (the CUDA kernels do the same; the GEMM multiplies exactly, accumulates in
+  // float and rounds once, to the output, so .to(dtype) is a no-op); otherwise all in op-math.
+  const auto operand = [&](const at::Tensor& t) {
+    return bf16_gemm ? t.contiguous() : opmath_operand(t);
+  };
+  const at::Tensor ds = bf16_gemm && two ? dg.to(at::kBFloat16) : dg;
+  const at::Tensor a = operand(x_in);
   if (!two) {
-    return {at::bmm(dg, a).to(dtype)};
+    return {at::bmm(ds, a).to(dtype)};
   }
-  const at::Tensor b = opmath_operand(*y_in);
-  return {at::bmm(dg, b).to(dtype), at::bmm(dg.transpose(1, 2), a).to(dtype)};
+  const at::Tensor b = operand(*y_in);
+  return {at::bmm(ds, b).to(dtype), at::bmm(ds.transpose(1, 2), a).to(dtype)};
 }
 
 }  // namespace
