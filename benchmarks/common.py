@@ -361,44 +361,39 @@ def time_cuda(
         hide_ms = min(_HIDE_HOST_FACTOR * host_ms + 0.05, _HIDE_HOST_MAX_MS)
         hide_cycles = int(hide_ms * _cycles_per_ms())
 
-    def before_call():
-        reset()
-        if flush_l2:
-            _flush_l2()
-        if hide_cycles:
-            torch.cuda._sleep(hide_cycles)
+    def timed_calls(count: int) -> list[float]:
+        """GPU ms of ``count`` calls, each after its reset, flush and sleep."""
+        events = [
+            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            for _ in range(count)
+        ]
+        for start, end in events:
+            reset()
+            if flush_l2:
+                _flush_l2()
+            if hide_cycles:
+                torch.cuda._sleep(hide_cycles)
+            start.record()
+            fn()
+            end.record()
+        torch.cuda.synchronize()
+        return [start.elapsed_time(end) for start, end in events]
 
-    probe = 3
-    estimate = []
-    for _ in range(probe):
-        before_call()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        estimate.append((start, end))
-    torch.cuda.synchronize()
-    estimate_ms = max(sum(s.elapsed_time(e) for s, e in estimate) / probe, 1e-3)
+    probe = timed_calls(3)
+    estimate_ms = max(sum(probe) / len(probe), 1e-3)
     n = int(min(reps, max(min_reps, budget_s * 1e3 / estimate_ms)))
 
-    starts = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
-    ends = [torch.cuda.Event(enable_timing=True) for _ in range(n)]
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for i in range(n):
-            before_call()
-            starts[i].record()
-            fn()
-            ends[i].record()
-        torch.cuda.synchronize()
+        samples = timed_calls(n)
     finally:
         if gc_was_enabled:
             gc.enable()
     method = "cuda events" + (", L2 flushed" if flush_l2 else "")
     if hide_cycles:
         method += ", host work hidden"
-    return Timing([s.elapsed_time(e) for s, e in zip(starts, ends)], method=method, host_ms=host_ms)
+    return Timing(samples, method=method, host_ms=host_ms)
 
 
 def cuda_peak_memory(fn: Callable[[], object], reset: Callable[[], object] | None = None) -> int:
