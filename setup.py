@@ -30,6 +30,7 @@ def say(msg):
 
 
 def write_build_config(**values):
+    values = {"VERSION": package_version(), **values}
     lines = ['"""Written by setup.py at build time: what the extension was built with."""', ""]
     for key, value in values.items():
         lines.append(f"{key} = {value!r}")
@@ -75,8 +76,32 @@ def find_nvcc(cuda_home):
     return shutil.which("nvcc")
 
 
+# Commands that compile. Any other (sdist, egg_info, dist_info, ...) only describes or packs
+# the sources: it neither probes torch and the compilers nor writes the build record (an sdist
+# must not carry one).
+BUILD_COMMANDS = {
+    "build",
+    "build_ext",
+    "bdist",
+    "bdist_wheel",
+    "editable_wheel",
+    "develop",
+    "install",
+}
+
+
+def package_version():
+    """The version from cookbook_ops/_version.py, its one home, without importing the package."""
+    scope = {}
+    with open(os.path.join(ROOT, "cookbook_ops", "_version.py")) as f:
+        exec(f.read(), scope)
+    return scope["__version__"]
+
+
 def extension_modules():
     """(ext_modules, cmdclass); prints what it builds and why."""
+    if not BUILD_COMMANDS.intersection(sys.argv[1:]):
+        return [], {}
     if os.environ.get("COOKBOOK_OPS_EXTENSION", "1") == "0":
         reason = "COOKBOOK_OPS_EXTENSION=0"
         say(f"building no kernels ({reason}); the reference backend serves every op")
@@ -115,7 +140,10 @@ def extension_modules():
         use_cuda, why = True, f"torch has CUDA {torch.version.cuda} and nvcc is at {nvcc}"
     if want == "1" and not use_cuda:
         raise RuntimeError(f"COOKBOOK_OPS_CUDA=1 but CUDA kernels cannot be built: {why}")
-    say(f"CUDA kernels: {'yes' if use_cuda else 'no'} ({why})")
+    if use_cuda:
+        say(f"CUDA kernels: yes ({why})")
+    else:
+        say(f"CUDA kernels skipped: {why}; building the C++ CPU kernels only")
     notes.append(f"CUDA kernels {'built' if use_cuda else 'not built'}: {why}")
 
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))

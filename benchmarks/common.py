@@ -501,7 +501,7 @@ def environment(device: str) -> dict:
     cookbook_ops = import_cookbook_ops()
     dev = torch.device(device)
     env = {
-        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date_utc": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "device": dev.type,
         "device_name": None,
         "cpu_model": _cpu_model(),

@@ -17,6 +17,7 @@ from cookbook_ops import (  # noqa: E402
     schedules,
 )
 from cookbook_ops._backend import available_backends, build_info, use_backend
+from cookbook_ops._version import __version__
 from cookbook_ops.ops import (
     bilinear_pool,
     cutmix,
@@ -27,9 +28,8 @@ from cookbook_ops.ops import (
     normalize_images,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
+    "__version__",
     "available_backends",
     "bilinear_pool",
     "build_info",

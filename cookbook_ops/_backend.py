@@ -17,6 +17,7 @@ import os
 import torch
 
 from cookbook_ops import _library
+from cookbook_ops._version import __version__
 
 BACKENDS = ("auto", "reference", "cpu", "cuda", "triton")
 
@@ -198,6 +199,7 @@ def available_backends(
 def build_info() -> dict:
     """What was built, against what, and why anything is missing."""
     return {
+        "version": __version__,
         "available_backends": available_backends(),
         "extension_loaded": EXTENSION_LOADED,
         "extension_error": _extension_error,
