@@ -58,3 +58,55 @@ def test_extension_built_when_expected():
     assert info["cpu_kernels"], info
     if os.environ.get("COOKBOOK_OPS_EXPECT_CUDA") == "1":
         assert info["built_with_cuda"], info
+
+
+def test_installed_package_is_the_one_under_test():
+    """tools/test_installed.sh runs this suite against an installed artifact: make sure the
+    import did not resolve to the source tree beside the tests."""
+    if os.environ.get("COOKBOOK_OPS_EXPECT_INSTALLED") != "1":
+        pytest.skip("set COOKBOOK_OPS_EXPECT_INSTALLED=1 when testing an installed artifact")
+    from pathlib import Path
+
+    package = Path(cookbook_ops.__file__).resolve().parent
+    source_tree = Path(__file__).resolve().parents[1]
+    assert source_tree not in package.parents, f"imported from the source tree: {package}"
+    assert "site-packages" in package.parts, package
+
+
+def test_version_in_one_place():
+    """__version__, build_info() and the installed metadata agree."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from cookbook_ops._version import __version__
+
+    assert cookbook_ops.__version__ == __version__
+    assert cookbook_ops.build_info()["version"] == __version__
+    try:
+        assert version("cookbook_ops") == __version__
+    except PackageNotFoundError:  # imported from a checkout that was never pip-installed
+        assert os.environ.get("COOKBOOK_OPS_EXPECT_INSTALLED") != "1"
+
+
+def test_info_command_reports_build():
+    """`python -m cookbook_ops` prints versions and backends, and says what to do about a
+    missing one (here: the extension switched off)."""
+    env = dict(os.environ, COOKBOOK_OPS_DISABLE_EXTENSION="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "cookbook_ops"], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert f"cookbook_ops {cookbook_ops.__version__}" in out
+    assert f"torch {torch.__version__}" in out
+    assert "cpu: reference" in out
+    assert "what to do:" in out and "COOKBOOK_OPS_DISABLE_EXTENSION" in out
+    result = subprocess.run(
+        [sys.executable, "-m", "cookbook_ops", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout)["version"] == cookbook_ops.__version__
