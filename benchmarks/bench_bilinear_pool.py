@@ -78,6 +78,10 @@ SHAPES = {
         Shape(16, 256, 128, 14, 14, "two streams, 256 and 128 channels at 14x14"),
     ],
 }
+HEADLINE_SHAPES = {
+    "cuda": [Shape(32, 512, None, 28, 28, "one stream, 512 channels at 28x28 (B-CNN head)")],
+    "cpu": [Shape(16, 256, None, 14, 14, "one stream, 256 channels at 14x14")],
+}
 QUICK_SHAPES = {
     "cuda": SHAPES["cuda"],
     "cpu": [
@@ -345,6 +349,7 @@ SPEC = common.BenchSpec(
     impls=IMPLS,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
+    headline_shapes=HEADLINE_SHAPES,
     shapes_help="NxD1xHxW (one stream) or NxD1+D2xHxW list, e.g. 32x512x28x28,32x512+256x28x28",
     parse_shapes=parse_shapes,
     unavailable_reason=unavailable_reason,

@@ -65,6 +65,10 @@ SHAPES = {
         Shape(512, 32000, "vocabulary 32k"),
     ],
 }
+HEADLINE_SHAPES = {
+    "cuda": [Shape(8192, 128256, "large vocabulary (Llama 3)")],
+    "cpu": [Shape(4096, 1000, "ImageNet-1k, large batch (headline CPU case)")],
+}
 QUICK_SHAPES = {
     "cuda": [
         Shape(256, 1000, "image classification, ImageNet-1k"),
@@ -235,6 +239,7 @@ SPEC = common.BenchSpec(
     impls=IMPLS,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
+    headline_shapes=HEADLINE_SHAPES,
     shapes_help="NxC list, e.g. 256x1000,4096x1000",
     parse_shapes=parse_shapes,
     shape_dict=shape_dict,

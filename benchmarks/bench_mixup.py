@@ -105,6 +105,13 @@ SHAPES = {
     # N=64 so the default run stays within a few minutes on two cores.
     "cpu": _all_variants(64, 3, 224, 224, "ImageNet batch of 64"),
 }
+# The two blends the cookbook's recipe runs: mixup with one lam, and CutMix with a box per sample.
+HEADLINE_SHAPES = {
+    "cuda": [
+        Shape(v, 256, 3, 224, 224, f"{v}, ImageNet batch of 256") for v in ("mixup", "cutmix")
+    ],
+    "cpu": [Shape(v, 64, 3, 224, 224, f"{v}, ImageNet batch of 64") for v in ("mixup", "cutmix")],
+}
 QUICK_SHAPES = {
     "cuda": _all_variants(64, 3, 224, 224, "ImageNet batch of 64"),
     "cpu": _all_variants(16, 3, 112, 112, "batch of 16 at 112x112"),
@@ -460,6 +467,7 @@ SPEC = common.BenchSpec(
     impls=IMPLS,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
+    headline_shapes=HEADLINE_SHAPES,
     effort=EFFORT,
     shapes_help=(
         "[variant:]NxCxHxW list, e.g. 64x3x224x224,cutmix:256x3x224x224; variants: "

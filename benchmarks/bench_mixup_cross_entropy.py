@@ -78,6 +78,10 @@ SHAPES = {
     + _both(1024, 21843, "ImageNet-21k, batch 1024"),
     "cpu": _both(4096, 1000, "ImageNet-1k, batch 4096") + _both(256, 1000, "ImageNet-1k"),
 }
+HEADLINE_SHAPES = {
+    "cuda": [Shape(4096, 1000, "scalar", "ImageNet-1k, batch 4096, scalar lam")],
+    "cpu": [Shape(4096, 1000, "scalar", "ImageNet-1k, batch 4096, scalar lam")],
+}
 QUICK_SHAPES = {
     "cuda": _both(4096, 1000, "ImageNet-1k, batch 4096"),
     "cpu": _both(256, 1000, "ImageNet-1k, batch 256"),
@@ -256,6 +260,7 @@ SPEC = common.BenchSpec(
     impls=IMPLS,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
+    headline_shapes=HEADLINE_SHAPES,
     shapes_help="[scalar:|per_sample:]NxC list, e.g. 4096x1000,per_sample:256x1000",
     parse_shapes=parse_shapes,
     unavailable_reason=unavailable_reason,

@@ -83,6 +83,11 @@ SHAPES = {
     "cuda": _all_variants(256, 224, 224, 3, "ImageNet batch of 256"),
     "cpu": _all_variants(64, 224, 224, 3, "ImageNet batch of 64"),
 }
+# ToTensor + Normalize with the random flip, as the cookbook's train transform runs them.
+HEADLINE_SHAPES = {
+    "cuda": [Shape("flip", 256, 224, 224, 3, "flip, ImageNet batch of 256")],
+    "cpu": [Shape("flip", 64, 224, 224, 3, "flip, ImageNet batch of 64")],
+}
 QUICK_SHAPES = {
     "cuda": _all_variants(64, 224, 224, 3, "ImageNet batch of 64"),
     "cpu": _all_variants(16, 112, 112, 3, "batch of 16 at 112x112"),
@@ -302,6 +307,7 @@ SPEC = common.BenchSpec(
     passes=PASSES,
     shapes=SHAPES,
     quick_shapes=QUICK_SHAPES,
+    headline_shapes=HEADLINE_SHAPES,
     effort=EFFORT,
     shapes_help=(
         "[variant:]NxHxWxC list, e.g. 64x224x224x3,flip:256x224x224x3; variants: "

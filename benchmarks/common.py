@@ -892,6 +892,9 @@ class BenchSpec:
     impls: tuple[str, ...]
     shapes: dict[str, list]
     quick_shapes: dict[str, list]
+    # What a plain run (`make bench`) measures per device: the op's headline case, so that a
+    # first look takes minutes; --full runs ``shapes``.
+    headline_shapes: dict[str, list]
     shapes_help: str
     parse_shapes: Callable[[str], list]
     unavailable_reason: Callable[[str, str], str | None]
@@ -910,6 +913,11 @@ def parse_args(spec: BenchSpec, argv=None):
     p = argparse.ArgumentParser(description=spec.doc.split("\n\n")[0])
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
     p.add_argument("--quick", action="store_true", help="smallest shapes, few reps (smoke test)")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="every shape of the sweep (default: the headline shape of the op)",
+    )
     p.add_argument("--out", default=str(BENCH_DIR / "out"), help="output folder")
     p.add_argument("--shapes", default=None, help=spec.shapes_help)
     p.add_argument("--dtypes", default="fp32,bf16", help=f"from {', '.join(spec.dtypes)}")
@@ -953,7 +961,8 @@ def main(spec: BenchSpec, argv=None) -> int:
     if args.shapes:
         shapes = spec.parse_shapes(args.shapes)
     else:
-        shapes = (spec.quick_shapes if args.quick else spec.shapes)[device_type]
+        selection = spec.quick_shapes if args.quick else spec.shapes if args.full else None
+        shapes = (selection or spec.headline_shapes)[device_type]
     dtypes = [spec.dtypes[d.strip()] for d in args.dtypes.split(",")]
     passes = [s.strip() for s in args.passes.split(",")]
     for pass_ in passes:
@@ -1004,6 +1013,13 @@ def main(spec: BenchSpec, argv=None) -> int:
         "config": {
             "device": args.device,
             "quick": args.quick,
+            "selection": "shapes"
+            if args.shapes
+            else "quick"
+            if args.quick
+            else "full"
+            if args.full
+            else "headline",
             **spec.config,
             "shapes": [spec.shape_dict(s) for s in shapes],
             "dtypes": [dtype_name(d) for d in dtypes],

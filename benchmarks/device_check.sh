@@ -176,7 +176,7 @@ run_stage bench 240 10 '
     fi
     echo "--- $name (${share}s)"
     timeout --kill-after=5 "$share" \
-      "$PY" "$script" --device cuda --out "$OUT/bench" --time-budget "$(budget "$share")" || rc=1
+      "$PY" "$script" --device cuda --full --out "$OUT/bench" --time-budget "$(budget "$share")" || rc=1
   done
   cp "$OUT"/bench/*.json "$OUT"/bench/*.md "$OUT"/ 2>/dev/null
   exit $rc
