@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
+from cookbook_ops._checks import check_cpu_values, permutation_ok
 from cookbook_ops.reference import mixup as reference
 
 _BLEND_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8)
@@ -44,8 +45,27 @@ def _pairs_fake(x, lam, pairs):
 
 
 def _mixup_setup(ctx, inputs, output):
-    _, lam, index = inputs
-    ctx.save_for_backward(lam, index)
+    x, lam, index = inputs
+    # x only when lam is differentiated: d out_i / d lam_i = x_i - x_index[i].
+    ctx.save_for_backward(lam, index, x if ctx.needs_input_grad[1] else None)
+
+
+def _lam_grad(x, grad_out, index):
+    """d/d lam_i of sum(grad_out * (lam_i x_i + (1 - lam_i) x_index[i])), in op-math
+    precision (lam's), with PyTorch operators (so it is differentiable again)."""
+    dtype = reference.opmath_dtype(x.dtype)
+    diff = x.to(dtype) - x[index].to(dtype)
+    return (diff * grad_out.to(dtype)).reshape(x.shape[0], -1).sum(1)
+
+
+def _make_mixup_backward(backward_op):
+    def backward(ctx, grad_out):
+        lam, index, x = ctx.saved_tensors
+        grad_x = backward_op(_dense(grad_out), lam, index) if ctx.needs_input_grad[0] else None
+        grad_lam = _lam_grad(x, grad_out, index) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_lam, None
+
+    return backward
 
 
 def _cutmix_setup(ctx, inputs, output):
@@ -53,25 +73,68 @@ def _cutmix_setup(ctx, inputs, output):
     ctx.save_for_backward(boxes, index)
 
 
-def _make_backward(backward_op):
+def _make_cutmix_backward(backward_op):
     def backward(ctx, grad_out):
-        first, index = ctx.saved_tensors
-        return backward_op(_dense(grad_out), first, index), None, None
+        boxes, index = ctx.saved_tensors
+        return backward_op(_dense(grad_out), boxes, index), None, None
+
+    return backward
+
+
+# Both backward ops are linear in grad_out, and each is the adjoint of its forward op, so the
+# derivative of a backward op is the forward op applied to the incoming grad-grad: double
+# backward runs on the same kernels and is exact.
+def _mixup_backward_setup(ctx, inputs, output):
+    grad_out, lam, index = inputs
+    ctx.save_for_backward(lam, index, grad_out if ctx.needs_input_grad[1] else None)
+
+
+def _make_mixup_double_backward(forward_op):
+    def backward(ctx, grad_grad_x):
+        lam, index, grad_out = ctx.saved_tensors
+        grad_grad_out = grad_lam = None
+        if ctx.needs_input_grad[0]:
+            grad_grad_out = forward_op(_dense(grad_grad_x), lam, index)
+        if ctx.needs_input_grad[1]:
+            # grad_x_j = lam_j g_j + (1 - lam_k) g_k (index[k] = j), so d<gg, grad_x>/d lam_i
+            # = <g_i, gg_i - gg_index[i]>: the lam gradient of the forward with x = gg.
+            grad_lam = _lam_grad(grad_grad_x, grad_out, index)
+        return grad_grad_out, grad_lam, None
+
+    return backward
+
+
+def _cutmix_backward_setup(ctx, inputs, output):
+    _, boxes, index = inputs
+    ctx.save_for_backward(boxes, index)
+
+
+def _make_cutmix_double_backward(forward_op):
+    def backward(ctx, grad_grad_x):
+        boxes, index = ctx.saved_tensors
+        return forward_op(_dense(grad_grad_x), boxes, index), None, None
 
     return backward
 
 
 for _suffix in ("", "_triton"):
-    for _fwd, _bwd, _setup in (
-        (_library.MIXUP_FORWARD, _library.MIXUP_BACKWARD, _mixup_setup),
-        (_library.CUTMIX_FORWARD, _library.CUTMIX_BACKWARD, _cutmix_setup),
+    _mixup_fwd = _library.op(_library.MIXUP_FORWARD + _suffix)
+    _mixup_bwd = _library.op(_library.MIXUP_BACKWARD + _suffix)
+    _cutmix_fwd = _library.op(_library.CUTMIX_FORWARD + _suffix)
+    _cutmix_bwd = _library.op(_library.CUTMIX_BACKWARD + _suffix)
+    for _name, _backward, _setup in (
+        (_library.MIXUP_FORWARD, _make_mixup_backward(_mixup_bwd), _mixup_setup),
+        (_library.MIXUP_BACKWARD, _make_mixup_double_backward(_mixup_fwd), _mixup_backward_setup),
+        (_library.CUTMIX_FORWARD, _make_cutmix_backward(_cutmix_bwd), _cutmix_setup),
+        (
+            _library.CUTMIX_BACKWARD,
+            _make_cutmix_double_backward(_cutmix_fwd),
+            _cutmix_backward_setup,
+        ),
     ):
-        torch.library.register_fake(_library.qualified(_fwd + _suffix), _same_layout_fake)
-        torch.library.register_fake(_library.qualified(_bwd + _suffix), _same_layout_fake)
+        torch.library.register_fake(_library.qualified(_name + _suffix), _same_layout_fake)
         torch.library.register_autograd(
-            _library.qualified(_fwd + _suffix),
-            _make_backward(_library.op(_bwd + _suffix)),
-            setup_context=_setup,
+            _library.qualified(_name + _suffix), _backward, setup_context=_setup
         )
     torch.library.register_fake(_library.qualified(_library.MIXUP_PAIRS + _suffix), _pairs_fake)
 
@@ -115,6 +178,11 @@ def on_cpu_eager(t: torch.Tensor) -> bool:
 
 
 def check_permutation(index, name="index"):
+    if torch.compiler.is_compiling():  # the same check as a graph assertion (CPU tensors)
+        check_cpu_values(
+            lambda: permutation_ok(index), index.device, ValueError, f"{name} must be a permutation"
+        )
+        return
     if on_cpu_eager(index) and index.numel() > 0:
         expected = torch.arange(index.numel())
         if not torch.equal(torch.sort(index).values, expected):
@@ -136,8 +204,9 @@ def lam_tensor(lam, x) -> torch.Tensor:
             raise ValueError(
                 f"lam must be a float, a 0-d tensor or shape ({n},), got {tuple(lam.shape)}"
             )
-        if on_cpu_eager(lam) and lam.numel() > 0 and not bool(((lam >= 0) & (lam <= 1)).all()):
-            raise ValueError("lam must be in [0, 1]")
+        check_cpu_values(
+            lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]"
+        )
         return lam.to(dtype).contiguous()
     if isinstance(lam, bool) or not isinstance(lam, (int, float)):
         raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
@@ -177,15 +246,25 @@ def mixup_pairs_(x: torch.Tensor, lam, pairs: torch.Tensor, *, backend: str = "a
     (odd batch) stays unmixed. Returns x."""
     _check_x(x)
     check_index(pairs, x.shape[0], x.device, "pairs")
-    if on_cpu_eager(pairs) and pairs.numel() > 0:
-        n = pairs.numel()
-        if bool(((pairs < 0) | (pairs >= n)).any()) or not torch.equal(
-            pairs[pairs], torch.arange(n)
-        ):
-            raise ValueError("pairs must be an involution: pairs[pairs[i]] == i for every i")
-    if x.requires_grad and torch.is_grad_enabled():
+    n = pairs.numel()
+
+    def _involution():
+        in_range = (pairs >= 0) & (pairs < n)
+        partner = pairs[torch.where(in_range, pairs, 0)]
+        return in_range & (partner == torch.arange(n, device=pairs.device))
+
+    check_cpu_values(
+        _involution,
+        pairs.device,
+        ValueError,
+        "pairs must be an involution: pairs[pairs[i]] == i for every i",
+    )
+    if torch.is_grad_enabled() and (
+        x.requires_grad or (isinstance(lam, torch.Tensor) and lam.requires_grad)
+    ):
         raise RuntimeError(
-            "mixup_pairs_ works in place on data; use cookbook_ops.mixup for gradients"
+            "mixup_pairs_ works in place on data and is not differentiable (x or lam requires "
+            "grad); use cookbook_ops.mixup for gradients"
         )
     if not (x.is_contiguous() or x.is_contiguous(memory_format=torch.channels_last)):
         raise ValueError("mixup_pairs_ needs x contiguous or channels_last (it works in place)")
@@ -214,16 +293,26 @@ def cutmix(x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor, *, backend
         raise ValueError(f"boxes must have shape ({n}, 4), got {tuple(boxes.shape)}")
     if boxes.device != x.device:
         raise ValueError(f"boxes is on {boxes.device} but x is on {x.device}")
-    if on_cpu_eager(boxes) and n > 0:
+
+    def _inside():
         y0, x0, y1, x1 = boxes.unbind(1)
-        ok = (0 <= y0) & (y0 <= y1) & (y1 <= height) & (0 <= x0) & (x0 <= x1) & (x1 <= width)
-        if not bool(ok.all()):
-            i = int((~ok).nonzero()[0, 0])
-            raise ValueError(
-                f"boxes[{i}] = {boxes[i].tolist()} is not a box inside the {height}x{width} image "
-                "(need 0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W)"
-            )
+        return (0 <= y0) & (y0 <= y1) & (y1 <= height) & (0 <= x0) & (x0 <= x1) & (x1 <= width)
+
+    def _first_bad(ok):
+        i = int((~ok).nonzero()[0, 0])
+        return f" (boxes[{i}] = {boxes[i].tolist()})"
+
+    check_cpu_values(
+        _inside,
+        boxes.device,
+        ValueError,
+        f"boxes must lie inside the {height}x{width} image "
+        "(need 0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W)",
+        _first_bad,
+    )
     boxes = boxes.contiguous()
+    # From the boxes clipped to the image, as every kernel pastes them (GPU tensors are not
+    # checked): lam always describes the output.
     lam = reference.cutmix_lam(boxes, height, width)
     chosen = _backend.resolve_backend(backend, x.device, _library.CUTMIX_FORWARD)
     if chosen == "reference":

@@ -39,7 +39,11 @@ def mixup_backward(grad_out, lam, index):
 
 
 def mixup_pairs(x, lam, pairs):
-    x.copy_(mixup_forward(x, lam, pairs))
+    # A fixed point (the unpaired sample of an odd batch) is left exactly as it is: blending
+    # it with itself would round (0.1 -> 0.09999999999999999) and turn inf into NaN at lam 0.
+    paired = pairs != torch.arange(pairs.shape[0], device=pairs.device)
+    mixed = mixup_forward(x, lam, pairs)
+    x.copy_(torch.where(_per_sample(paired, x), mixed, x))
 
 
 def box_mask(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -67,8 +71,11 @@ def cutmix_backward(grad_out, boxes, index):
 
 
 def cutmix_lam(boxes: torch.Tensor, height: int, width: int, dtype=torch.float32) -> torch.Tensor:
-    """lam_i = 1 - box area / image area (boxes already clipped to the image)."""
-    area = (boxes[:, 2] - boxes[:, 0]).clamp_min(0) * (boxes[:, 3] - boxes[:, 1]).clamp_min(0)
+    """lam_i = 1 - box area / image area, the box clipped to the image as the kernels paste it
+    (an empty or inverted box pastes nothing)."""
+    y0, y1 = boxes[:, 0].clamp(0, height), boxes[:, 2].clamp(0, height)
+    x0, x1 = boxes[:, 1].clamp(0, width), boxes[:, 3].clamp(0, width)
+    area = (y1 - y0).clamp_min(0) * (x1 - x0).clamp_min(0)
     return 1 - area.to(dtype) / float(height * width)
 
 
