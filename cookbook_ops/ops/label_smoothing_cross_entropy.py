@@ -103,7 +103,16 @@ def register_loss_ops(
             if ctx.needs_input_grad[0]:
                 if contiguous_grad_loss:
                     grad_loss = grad_loss.contiguous()
-                grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
+                if torch.is_grad_enabled():
+                    # create_graph=True (double backward): the kernels' backward is not
+                    # differentiable again, so this gradient is the reference's closed form
+                    # in PyTorch operators, with lse recomputed from the logits (the saved
+                    # one is a constant to autograd). Exact to every order.
+                    logits, *rest, _ = ctx.saved_tensors
+                    lse = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
+                    grad_logits = reference_backward(grad_loss, logits, *rest, lse, *ctx.smoothing)
+                else:
+                    grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
             # logits, the targets, weight and the three smoothing arguments
             return (grad_logits,) + (None,) * (n_targets + 4)
 
@@ -141,6 +150,12 @@ register_loss_ops(
 # --- public API ----------------------------------------------------------------------------
 
 
+def check_num_classes(num_classes: int) -> None:
+    """Zero classes leave nothing to take a softmax over (F.cross_entropy fails there too)."""
+    if num_classes == 0:
+        raise ValueError("logits has C = 0 classes: cross-entropy needs at least one class")
+
+
 def check_options(smoothing, reduction: str, convention: str, ignore_index) -> None:
     """Checks shared by every cross-entropy entry point (this op and mixup_cross_entropy)."""
     if reduction not in REDUCTIONS:
@@ -169,6 +184,14 @@ def check_weight(weight, logits: torch.Tensor):
         raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
     if not weight.is_floating_point():
         raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
+    if weight.requires_grad and torch.is_grad_enabled():
+        # As F.cross_entropy: class weights are constants on every backend (their gradient
+        # would need another pass over the logits). Refused rather than silently not
+        # differentiated.
+        raise RuntimeError(
+            "weight requires grad, but class weights are not differentiable in cookbook_ops "
+            "(as in F.cross_entropy); pass weight.detach()"
+        )
     return weight.to(opmath_dtype(logits.dtype)).contiguous()
 
 
@@ -263,6 +286,7 @@ def label_smoothing_cross_entropy(
             logits2d = logits.movedim(1, -1).reshape(-1, logits.shape[1])
             target1d = target.reshape(-1)
     num_classes = logits2d.shape[1]
+    check_num_classes(num_classes)
     if target.device != logits.device:
         raise ValueError(f"target is on {target.device} but logits is on {logits.device}")
     weight = check_weight(weight, logits)

@@ -11,8 +11,10 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
+from cookbook_ops._checks import check_cpu_values
 from cookbook_ops.ops.label_smoothing_cross_entropy import (
     check_fake_args,
+    check_num_classes,
     check_options,
     check_weight,
     mean_denominator,
@@ -106,12 +108,16 @@ def _check_lam(lam, logits: torch.Tensor, dtype: torch.dtype):
         raise ValueError(f"lam must be a scalar, a 0-d tensor or ({n},); got {tuple(lam.shape)}")
     if lam.device != logits.device:
         raise ValueError(f"lam is on {lam.device} but logits is on {logits.device}")
-    if lam.device.type == "cpu" and not torch.compiler.is_compiling() and lam.numel() > 0:
-        bad = ~((lam >= 0) & (lam <= 1))
-        if bool(bad.any()):
-            value = float(lam.reshape(-1)[bad.reshape(-1).nonzero()[0, 0]])
-            raise ValueError(f"lam must be in [0, 1]; got {value}")
-    return lam.detach().to(dtype)
+
+    def _first_bad(ok):
+        return f"; got {float(lam.reshape(-1)[(~ok).reshape(-1).nonzero()[0, 0]])}"
+
+    check_cpu_values(
+        lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]", _first_bad
+    )
+    # Not detached: lam weighs the two per-row losses outside the kernels, so a lam that
+    # requires grad gets its exact gradient (loss_a - loss_b per row) on every backend.
+    return lam.to(dtype)
 
 
 def _rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index, backend):
@@ -146,7 +152,8 @@ def mixup_cross_entropy(
     ``weight``, ``ignore_index``).
 
     logits: (N, C); target_a, target_b: (N,) int64; lam: a float, a 0-d tensor or an (N,)
-    tensor (per-sample lam), in [0, 1], not differentiated. With ``reduction="mean"`` each
+    tensor (per-sample lam), in [0, 1]; differentiable (d/d lam_i = CE_a_i - CE_b_i, scaled
+    by the reduction). With ``reduction="mean"`` each
     term is the mean of its own cross-entropy (divided by its own count of non-ignored rows,
     or sum of target weights), exactly the cookbook's expression; without weights and ignored
     rows this is also the mean over rows of ``lam_i CE_a_i + (1 - lam_i) CE_b_i``, which equals
@@ -160,6 +167,7 @@ def mixup_cross_entropy(
     if logits.dim() != 2:
         raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
     check_options(smoothing, reduction, convention, ignore_index)
+    check_num_classes(logits.shape[1])
     _check_target("target_a", target_a, logits)
     _check_target("target_b", target_b, logits)
     dtype = opmath_dtype(logits.dtype)

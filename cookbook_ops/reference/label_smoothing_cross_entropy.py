@@ -37,7 +37,18 @@ def check_target_range(
     """Raise IndexError naming the argument and its first out-of-range entry. CPU tensors only:
     on a device the check would sync the host, and the kernels there give that row a NaN loss
     instead."""
-    if target.device.type != "cpu" or target.numel() == 0 or torch.compiler.is_compiling():
+    if target.device.type != "cpu" or target.numel() == 0:
+        return
+    if torch.compiler.is_compiling():  # the same check as a graph assertion
+        from cookbook_ops._checks import check_cpu_values
+
+        check_cpu_values(
+            lambda: (target == ignore_index) | ((target >= 0) & (target < num_classes)),
+            target.device,
+            IndexError,
+            f"{name} is out of range for {num_classes} classes "
+            f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})",
+        )
         return
     bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
     if bool(bad.any()):

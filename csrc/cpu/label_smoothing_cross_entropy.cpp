@@ -148,9 +148,11 @@ RowStats<T> row_stats_exact(const scalar_t* row, const T* w, int64_t C) {
   for (int64_t c = 0; c < C; ++c) {
     sum += std::exp(static_cast<T>(row[c]) - shift);
   }
-  return {
-      shift, static_cast<T>(std::log(sum)), ref, static_cast<T>(sum_dx), static_cast<T>(sum_wdx),
-      argmax};
+  // A +inf logit makes every log-probability of its row NaN in torch.log_softmax (inf - inf),
+  // hence the loss against any target and the row's gradient: a NaN lse carries that to both.
+  const T log_sum = mx == std::numeric_limits<T>::infinity() ? std::numeric_limits<T>::quiet_NaN()
+                                                             : static_cast<T>(std::log(sum));
+  return {shift, log_sum, ref, static_cast<T>(sum_dx), static_cast<T>(sum_wdx), argmax};
 }
 
 // Per-row constants of the gradient: grad_c = g_A * p_c - g_off * w_c, then the target slots
