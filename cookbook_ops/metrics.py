@@ -79,6 +79,9 @@ class Accuracy:
         if target.device != output.device:
             raise ValueError(f"target is on {target.device} but output is on {output.device}")
         num_classes = output.shape[1]
+        if num_classes == 0:
+            raise ValueError("output has C = 0 classes: no class can be predicted")
+        n = output.shape[0]
         counts = []
         maxk = min(max(self.topk), num_classes)
         hits = None
@@ -88,8 +91,14 @@ class Accuracy:
             top = output.topk(maxk, dim=1).indices
             hits = (top == target[:, None]).sum(0).cumsum(0)
         top1 = (output.argmax(1) == target).sum()
+        every = torch.full((), n, dtype=torch.int64, device=output.device)
         for k in self.topk:
-            counts.append(top1 if k == 1 else hits[min(k, num_classes) - 1])
+            if k == 1:
+                counts.append(top1)
+            elif k >= num_classes:  # the top k is every class: every sample counts
+                counts.append(every)
+            else:
+                counts.append(hits[k - 1])
         self._accumulate(torch.stack(counts), output.shape[0])
 
     def counts(self) -> tuple[list[int], int]:

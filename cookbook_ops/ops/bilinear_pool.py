@@ -55,16 +55,25 @@ def _backward_fake(grad_z, x, y, z, norm):
 
 
 def _setup_context(ctx, inputs, output):
-    x, y, _ = inputs
+    x, y, eps = inputs
     z, norm = output
     ctx.save_for_backward(x, y, z, norm)
+    ctx.eps = eps
     ctx.mark_non_differentiable(norm)
 
 
 def _make_backward(backward_op):
     def backward(ctx, grad_z, grad_norm):
         x, y, z, norm = ctx.saved_tensors
-        grads = backward_op(grad_z, x, y, z, norm)
+        if torch.is_grad_enabled():
+            # create_graph=True (double backward): the kernels' backward is not differentiable
+            # again, so this gradient is built from PyTorch operators instead: the closed-form
+            # backward of the reference, with z and the norm recomputed from x and y so that
+            # their own dependence on x and y is part of the graph. Exact to every order.
+            z_d, norm_d = reference_forward(x, y, ctx.eps)
+            grads = reference_backward(grad_z, x, y, z_d, norm_d)
+        else:
+            grads = backward_op(grad_z, x, y, z, norm)
         grad_y = grads[1] if y is not None and ctx.needs_input_grad[1] else None
         grad_x = grads[0] if ctx.needs_input_grad[0] else None
         return grad_x, grad_y, None

@@ -22,7 +22,10 @@ def bilinear_pool_rows(x: torch.Tensor, y: torch.Tensor | None, eps: float) -> t
     b = a if y is None else y.to(a.dtype)
     g = torch.bmm(a, b.transpose(1, 2)) / a.shape[2]
     v = torch.sign(g) * torch.sqrt(torch.abs(g) + eps)
-    z = torch.nn.functional.normalize(v.reshape(a.shape[0], -1), dim=1, eps=NORM_FLOOR)
+    # explicit row length: reshape(0, -1) of an empty batch is ambiguous
+    z = torch.nn.functional.normalize(
+        v.reshape(a.shape[0], g.shape[1] * g.shape[2]), dim=1, eps=NORM_FLOOR
+    )
     return z.to(x.dtype)
 
 
@@ -31,7 +34,9 @@ def bilinear_pool_forward(x, y, eps):
     a = x.to(opmath_dtype(x.dtype))
     b = a if y is None else y.to(a.dtype)
     g = torch.bmm(a, b.transpose(1, 2)) / a.shape[2]
-    v = (torch.sign(g) * torch.sqrt(torch.abs(g) + eps)).reshape(a.shape[0], -1)
+    v = (torch.sign(g) * torch.sqrt(torch.abs(g) + eps)).reshape(
+        a.shape[0], g.shape[1] * g.shape[2]
+    )
     norm = torch.linalg.vector_norm(v, dim=1)
     z = v / norm.clamp_min(NORM_FLOOR).unsqueeze(1)
     return z.to(x.dtype), norm
@@ -49,8 +54,8 @@ def bilinear_pool_backward(grad_z, x, y, z, norm):
     a = x.to(dtype)
     b = a if y is None else y.to(dtype)
     d2 = b.shape[1]
-    zz = z.to(dtype).reshape(n, -1)
-    dz = grad_z.to(dtype).reshape(n, -1)
+    zz = z.to(dtype).reshape(n, d1 * d2)
+    dz = grad_z.to(dtype).reshape(n, d1 * d2)
     s = norm.to(dtype)
     clamped = s < NORM_FLOOR
     c = (zz * dz).sum(dim=1, keepdim=True)
