@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# Prepare a working environment from nothing but Python 3.10+ and a C++ compiler (nvcc optional):
+# Prepare a working environment from nothing but Python 3.11+ and a C++ compiler (nvcc optional):
 # create the virtual environment if it is missing, install torch and the test/benchmark tools,
 # then build the extension in place against that torch.
 #
 #   PYTHON   interpreter used to create the environment (default: python3)
 #   VENV     environment folder (default: .venv)
-#   TORCH_SPEC  pip requirement for torch (default: torch>=2.6)
+#   TORCH_SPEC  pip requirement for torch (default: torch>=2.13, the oldest supported)
 # Build switches (COOKBOOK_OPS_CUDA, FORCE_CUDA, TORCH_CUDA_ARCH_LIST, MAX_JOBS) pass through to setup.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-TORCH_SPEC=${TORCH_SPEC:-torch>=2.6}
+TORCH_SPEC=${TORCH_SPEC:-torch>=2.13}
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating $VENV with $($PYTHON --version 2>&1)"
