@@ -281,6 +281,46 @@ def test_return_correct(device, backend):
     assert not correct[5]
 
 
+def nan_rows(c, device):
+    """Logits with NaN rows and the targets that make torch.argmax (NaN counts as the largest
+    value, the first NaN wins) right or wrong on them; the last row is finite. C = 4100 puts
+    the second NaN in the second chunk of the Triton kernel, after a finite maximum."""
+    logits = torch.randn(8, c, dtype=torch.float64).to(device, torch.float32)
+    nan = float("nan")
+    logits[0, :3] = torch.tensor([nan, 5.0, 1.0])  # target 1: the finite max, not the argmax
+    logits[1, :3] = torch.tensor([nan, 5.0, 1.0])  # target 0: the NaN is the argmax
+    logits[2, :3] = torch.tensor([5.0, nan, 1.0])  # target 0: finite max before the NaN
+    logits[3, :3] = torch.tensor([5.0, nan, 1.0])  # target 1
+    logits[4, :3] = torch.tensor([1.0, nan, nan])  # target 2: only the first NaN is the argmax
+    logits[5, 1] = 50.0
+    logits[5, c - 2] = nan  # target 1: the max of the first chunk, then a NaN
+    logits[6, 1] = 50.0
+    logits[6, c - 2] = nan  # target c - 2
+    target = torch.tensor([1, 0, 0, 1, 2, 1, c - 2, 0], device=device)
+    return logits, target
+
+
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_nan_rows_match_argmax_and_reference(device, backend):
+    """A NaN logit makes its row's loss and gradient NaN, and `correct` follows torch.argmax
+    (a NaN is the maximum) on every backend: a NaN-dropping max would call row 0 right."""
+    c = 4100
+    logits, target = nan_rows(c, device)
+    expected = logits.argmax(1) == target
+    assert expected.tolist() == [False, True, False, True, False, False, True, expected[7]]
+    x = logits.clone().requires_grad_()
+    loss, correct = lsce(x, target, 0.1, reduction="none", return_correct=True, backend=backend)
+    assert correct.tolist() == expected.tolist()
+    assert torch.isnan(loss[:7]).all() and torch.isfinite(loss[7])
+    loss.backward(torch.ones_like(loss))
+    assert torch.isnan(x.grad[:7]).all()
+    x64 = logits[7:].double().requires_grad_()
+    want = pytorch_oracle(x64, target[7:], 0.1, None, -100, "none")
+    assert_close(loss[7:], want, torch.float32)
+    want.sum().backward()
+    assert_close(x.grad[7:], x64.grad, torch.float32)
+
+
 @pytest.mark.parametrize("device,backend", backend_params(OP))
 def test_class_dim_at_one_and_unbatched(device, backend):
     logits = torch.randn(3, 7, 4, 5, device=device, dtype=torch.float64)
@@ -516,3 +556,28 @@ def test_int64_offsets_on_gpu(backend):
     y = logits[rows].detach().float().requires_grad_()
     F.cross_entropy(y, target[rows], label_smoothing=0.1, reduction="sum").backward()
     assert_close(x.grad[rows], y.grad, torch.bfloat16)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_more_than_2_31_rows_on_gpu(backend):
+    """(2**31 + 5, 2) bf16 logits: 64 rows share a program, and an int32 row index past 2**31
+    would wrap negative, pass `rows < n` and read and write before the tensors. Forward and
+    backward kernels, checked at both ends of the batch against F.cross_entropy."""
+    require_gpu_backend(OP, backend, min_memory_gib=80)
+    forward, backward = op_pair(OP, _library.LSCE_BACKWARD, backend)
+    n, c = 2**31 + 5, 2
+    logits = torch.randn(n, c, device="cuda", dtype=torch.bfloat16)
+    target = torch.randint(0, c, (n,), device="cuda")
+    rows = torch.tensor([0, 1, n // 2, 2**31 - 1, 2**31, n - 2, n - 1], device="cuda")
+    on, off = smoothing_weights("uniform", 0.1, c)
+    loss, lse, correct = _library.op(forward)(logits, target, None, on, off, -100)
+    x = logits[rows].double().requires_grad_()
+    want = F.cross_entropy(x, target[rows], label_smoothing=0.1, reduction="none")
+    assert_close(loss[rows], want, torch.bfloat16)
+    assert torch.equal(correct[rows], logits[rows].argmax(1) == target[rows])
+    del loss, correct
+    grad_loss = torch.ones(n, device="cuda")
+    grad = _library.op(backward)(grad_loss, logits, target, None, lse, on, off, -100)
+    want.sum().backward()
+    assert_close(grad[rows], x.grad, torch.bfloat16)

@@ -2,7 +2,13 @@
 
 import pytest
 import torch
-from conftest import DEVICES, TOLERANCES, backend_params, compiled_backend_params
+from conftest import (
+    DEVICES,
+    TOLERANCES,
+    backend_params,
+    compiled_backend_params,
+    require_gpu_backend,
+)
 
 import cookbook_ops
 from cookbook_ops import _library
@@ -121,6 +127,39 @@ def test_mixup_pairs_in_place_equals_mixup(device, backend, dtype):
         else:
             assert_close(y, expected, dtype)
         torch.testing.assert_close(y[4], x[4])
+
+
+@pytest.mark.parametrize("device,backend", backend_params(MIXUP))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8], ids=str)
+def test_blends_round_like_the_reference_bit_for_bit(device, backend, dtype):
+    """lam a + (1 - lam) b with both products rounded, then the sum: an FMA (one rounding)
+    moves fp32 results by an ulp in many elements and uint8 ones by a step in a few pixels
+    for these lams. Forward, backward and the in-place pairs, equal to the reference ops."""
+    g = torch.Generator().manual_seed(2)
+    n = 8
+    if dtype == torch.uint8:
+        x = torch.randint(0, 256, (n, 3, 32, 32), generator=g, dtype=dtype).to(device)
+    else:
+        x = torch.randn(n, 3, 32, 32, generator=g, dtype=dtype).to(device)
+    lam = torch.tensor([0.1, 0.3, 0.7, 0.9] * 2, device=device)
+    index = torch.tensor([5, 2, 7, 0, 6, 3, 1, 4], device=device)
+    pairs = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6], device=device)
+    suffix = "_triton" if backend == "triton" else ""
+    forward = _library.op(MIXUP + suffix) if backend != "reference" else reference.mixup_forward
+    out = forward(x, lam, index)
+    assert torch.equal(out, reference.mixup_forward(x, lam, index))
+    y = x.clone()
+    cookbook_ops.mixup_pairs_(y, lam, pairs, backend=backend)
+    assert torch.equal(y, reference.mixup_forward(x, lam, pairs))
+    if dtype.is_floating_point:
+        backward = (
+            _library.op(_library.MIXUP_BACKWARD + suffix)
+            if backend != "reference"
+            else reference.mixup_backward
+        )
+        grad = torch.randn(x.shape, generator=g, dtype=dtype).to(device)
+        got = backward(grad, lam, index)
+        assert torch.equal(got, reference.mixup_backward(grad, lam, index))
 
 
 @pytest.mark.parametrize("device,backend", backend_params(CUTMIX))
@@ -266,3 +305,34 @@ def test_empty_batch(device):
     assert cookbook_ops.mixup(x, 0.5, index).shape == x.shape
     out, lam = cookbook_ops.cutmix(x, torch.zeros(0, 4, dtype=torch.int64, device=device), index)
     assert out.shape == x.shape and lam.shape == (0,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_more_than_2_31_samples_on_gpu(backend):
+    """(2**31 + 5, 1) float32: 4096 one-value samples share a program, and an int32 row index
+    past 2**31 would wrap negative, pass `rows < n` and read and write before the tensors.
+    Forward, backward and the in-place pairs, checked at both ends of the batch."""
+    require_gpu_backend(MIXUP, backend, min_memory_gib=100)
+    suffix = "_triton" if backend == "triton" else ""
+    n = 2**31 + 5
+    rows = torch.tensor([0, 1, n // 2, 2**31 - 1, 2**31, n - 2, n - 1], device="cuda")
+    x = torch.rand(n, 1, device="cuda")
+    lam = torch.full((n,), 0.3, device="cuda")
+    index = torch.arange(n, device="cuda").roll(1)  # index[i] = i - 1: inverse i + 1
+    out = _library.op(MIXUP + suffix)(x, lam, index)
+    expected = 0.3 * x[rows] + (1 - torch.tensor(0.3, device="cuda")) * x[rows - 1]
+    assert torch.equal(out[rows], expected)
+    del out
+    grad = _library.op(_library.MIXUP_BACKWARD + suffix)(x, lam, index)
+    expected = 0.3 * x[rows] + (1 - torch.tensor(0.3, device="cuda")) * x[(rows + 1) % n]
+    assert torch.equal(grad[rows], expected)
+    del grad, index
+    pairs = torch.arange(n, device="cuda") ^ 1
+    pairs[-1] = n - 1  # odd batch: the last sample is a fixed point
+    before = x[rows].clone(), x[pairs[rows]].clone()
+    _library.op(_library.MIXUP_PAIRS + suffix)(x, lam, pairs)
+    expected = 0.3 * before[0] + (1 - torch.tensor(0.3, device="cuda")) * before[1]
+    expected[-1] = before[0][-1]
+    torch.cuda.synchronize()
+    assert torch.equal(x[rows], expected)

@@ -269,6 +269,40 @@ def test_return_correct_is_against_target_a(device, backend):
     assert not correct[1::2].any()
 
 
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+def test_nan_rows_match_argmax_and_reference(device, backend):
+    """A NaN logit makes both slots' losses and the gradient row NaN; `correct` is
+    argmax == target_a with NaN the largest value (the first NaN wins), as torch.argmax has
+    it, on every backend. C = 4100 puts a NaN in the Triton kernel's second chunk."""
+    c = 4100
+    logits = torch.randn(7, c, dtype=torch.float64).to(device, torch.float32)
+    nan = float("nan")
+    logits[0, :3] = torch.tensor([nan, 5.0, 1.0])
+    logits[1, :3] = torch.tensor([nan, 5.0, 1.0])
+    logits[2, :3] = torch.tensor([5.0, nan, 1.0])
+    logits[3, :3] = torch.tensor([5.0, nan, 1.0])
+    logits[4, 1] = 50.0
+    logits[4, c - 2] = nan
+    logits[5, 1] = 50.0
+    logits[5, c - 2] = nan
+    ta = torch.tensor([1, 0, 0, 1, 1, c - 2, 3], device=device)
+    tb = torch.tensor([0, 1, 1, 0, c - 2, 1, 4], device=device)
+    expected = logits.argmax(1) == ta
+    assert expected[:6].tolist() == [False, True, False, True, False, True]
+    x = logits.clone().requires_grad_()
+    loss, correct = mce(x, ta, tb, 0.3, 0.1, reduction="none", return_correct=True,
+                        backend=backend)  # fmt: skip
+    assert correct.tolist() == expected.tolist()
+    assert torch.isnan(loss[:6]).all() and torch.isfinite(loss[6])
+    loss.backward(torch.ones_like(loss))
+    assert torch.isnan(x.grad[:6]).all()
+    x64 = logits[6:].double().requires_grad_()
+    want = cookbook_oracle(x64, ta[6:], tb[6:], 0.3, 0.1, reduction="none")
+    assert_close(loss[6:], want, torch.float32, backend)
+    want.sum().backward()
+    assert_close(x.grad[6:], x64.grad, torch.float32, backend)
+
+
 # --- gradients ------------------------------------------------------------------------------
 
 
@@ -661,3 +695,34 @@ def test_out_of_range_slot_on_gpu_poisons_its_loss_and_the_gradient_row(backend)
     )
     assert torch.isnan(grad[1]).all() and torch.isnan(grad[2]).all()
     assert torch.isfinite(grad[good]).all()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_more_than_2_31_rows_on_gpu(backend):
+    """(2**31 + 5, 2) bf16 logits: 64 rows share a program, and an int32 row index past 2**31
+    would wrap negative, pass `rows < n` and read and write before the tensors. Forward and
+    backward kernels, checked at both ends of the batch against the reference ops."""
+    require_gpu_backend(OP, backend, min_memory_gib=110)
+    forward, backward = _op_names(backend)
+    n, c = 2**31 + 5, 2
+    logits = torch.randn(n, c, device="cuda", dtype=torch.bfloat16)
+    ta = torch.randint(0, c, (n,), device="cuda")
+    tb = torch.randint(0, c, (n,), device="cuda")
+    rows = torch.tensor([0, 1, n // 2, 2**31 - 1, 2**31, n - 2, n - 1], device="cuda")
+    on, off = smoothing_weights("uniform", 0.1, c)
+    loss, lse, correct = _library.op(forward)(logits, ta, tb, None, on, off, IGNORE)
+    ref = cookbook_ops.reference.mixup_cross_entropy_forward(
+        logits[rows].double(), ta[rows], tb[rows], None, on, off, IGNORE
+    )
+    assert_close(loss[rows], ref[0], torch.bfloat16, backend)
+    assert_close(lse[rows], ref[1], torch.bfloat16, backend)
+    assert torch.equal(correct[rows], ref[2])
+    del loss, correct
+    grad_loss = torch.ones(n, 2, device="cuda")
+    got = _library.op(backward)(grad_loss, logits, ta, tb, None, lse, on, off, IGNORE)
+    expected = cookbook_ops.reference.mixup_cross_entropy_backward(
+        grad_loss[rows].double(), logits[rows].double(), ta[rows], tb[rows], None, ref[1],
+        on, off, IGNORE,
+    )  # fmt: skip
+    assert_close(got[rows], expected, torch.bfloat16, backend)

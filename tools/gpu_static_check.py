@@ -7,8 +7,17 @@ local memory and spills, and the widest global load and store in the SASS. Fails
 - a kernel meant to be bandwidth-bound moves global memory in narrower pieces than required
   (e.g. LDG.E.U16 where LDG.E.128 was expected: 8x the instructions per byte), or
 - something does not compile.
+Triton kernels are also checked for what their arithmetic compiles to (PTX and TTIR), where a
+spec asks for it:
+- "separate_rounding": no contracted fma.rn.f32/f64 in the PTX (the reference rounds the
+  products of a blend and their sum separately; an FMA rounds once and can differ by an ulp);
+- "nan_propagating_max": every floating max in the PTX is max.NaN (plain max.f32 returns the
+  other operand when one is NaN, so a NaN row would get a finite max and a wrong argmax);
+- "row_count_args": no comparison of a row count argument with an index computed in 32 bits
+  from the program id (past 2**31 rows such an index wraps negative and passes `rows < n`).
 
-    python tools/gpu_static_check.py [--only triton|cuda] [--json PATH] [--keep DIR] [--arch 90]
+    python tools/gpu_static_check.py [--only triton|cuda] [--match TEXT] [--json PATH]
+                                     [--keep DIR] [--arch 90]
 
 Required widths: Triton specs carry "min_load_bits"/"min_store_bits"; CUDA kernels get theirs
 from CUDA_WIDTH_RULES below, matched against the demangled kernel name.
@@ -256,6 +265,111 @@ def judge(row: dict) -> dict:
     return row
 
 
+# --- arithmetic of the generated code ------------------------------------------------------
+
+# A contracted multiply-add (fma.rn.f32, fma.rn.ftz.f32, fma.rn.sat.f32, fma.rn.f64).
+PTX_FMA_RE = re.compile(r"^\s*(?:@!?%p\w+\s+)?fma\.rn(?:\.ftz)?(?:\.sat)?\.f(?:32|64)\b.*$", re.M)
+# A floating max without .NaN (max.f32, max.ftz.f32, max.f64, max.f16x2, ...).
+PTX_MAX_RE = re.compile(
+    r"^\s*(?:@!?%p\w+\s+)?(max(?:\.[A-Za-z0-9]+)*\.(?:f|bf)\d+(?:x2)?)\b.*$", re.M
+)
+TTIR_DEF_RE = re.compile(r"^\s*(%[\w.$-]+)(?::\d+)?\s*=\s*([a-z_]+\.[\w.]+)\s*(.*)$")
+TTIR_USE_RE = re.compile(r"%[\w.$-]+")
+TTIR_INT32_RE = re.compile(r":\s*(?:i32|tensor<[^>]*xi32>)\s*(?:loc\(|$)")
+# Ops whose 32-bit result can exceed the operands' range (a wrap); divisions, remainders and
+# min/max cannot.
+WRAPPING_OPS = ("arith.muli", "arith.addi", "arith.subi", "arith.shli")
+# Ops that carry a row count unchanged (up to an offset) from the argument to a comparison.
+COUNT_OPS = (
+    "tt.splat",
+    "tt.broadcast",
+    "tt.expand_dims",
+    "arith.extsi",
+    "arith.subi",
+    "arith.addi",
+)
+
+
+def _ttir_ops(ttir: str):
+    """(result, op, operand names, text) for each single-line definition of the TTIR; `loc(...)`
+    annotations and `%x#0` result indices are dropped."""
+    for line in ttir.splitlines():
+        m = TTIR_DEF_RE.match(line)
+        if not m:
+            continue
+        result, op, rest = m.groups()
+        rest = re.sub(r"\bloc\(.*$", "", rest)
+        operands = [u.split("#")[0] for u in TTIR_USE_RE.findall(rest)]
+        yield result, op, operands, rest
+
+
+def row_index_errors(ttir: str, count_args: list[str]) -> list[str]:
+    """Comparisons of a row count with a row index computed in 32 bits from the program id.
+
+    Taint: ``pid`` flows from tt.get_program_id through everything but loads; ``wrap`` starts
+    at a 32-bit multiply/add/subtract/shift with a ``pid`` operand and flows the same way;
+    ``count`` flows from the row count arguments through splats, extensions and offsets.
+    An arith.cmpi between a ``count`` operand and a ``wrap`` one is the defect: an index
+    formed as program_id * BLOCK + arange in int32 wraps negative past 2**31 rows and passes
+    ``rows < n`` (and ``minimum(rows, n - 1)``). Row arithmetic in int64 (program_id
+    extended before the multiply) leaves no ``wrap`` operand there."""
+    pid: set[str] = set()
+    wrap: set[str] = set()
+    count = {f"%{a}" for a in count_args}
+    errors, compared = [], set()
+    for result, op, operands, rest in _ttir_ops(ttir):
+        if op == "tt.get_program_id":
+            pid.add(result)
+            continue
+        if op == "tt.load":
+            continue
+        if any(o in pid for o in operands):
+            pid.add(result)
+            if op in WRAPPING_OPS and TTIR_INT32_RE.search(" " + rest.strip()):
+                wrap.add(result)
+        if any(o in wrap for o in operands):
+            wrap.add(result)
+        if op in COUNT_OPS and any(o in count for o in operands):
+            count.add(result)
+        if op == "arith.cmpi":
+            counted = [o for o in operands if o in count]
+            if counted:
+                compared.update(counted)
+                wrapped = [o for o in operands if o in wrap and o not in count]
+                if wrapped:
+                    errors.append(
+                        f"row index {wrapped[0]} is computed in int32 from the program id and "
+                        f"compared with the row count ({op} {rest.strip()[:120]})"
+                    )
+    if not compared:
+        errors.append(f"no comparison with the row count {count_args} found in the TTIR")
+    return errors[:3]
+
+
+def codegen_errors(spec: dict, ptx: str, ttir: str) -> list[str]:
+    """The spec's arithmetic requirements (module docstring) checked on its PTX and TTIR."""
+    errors = []
+    if spec.get("separate_rounding"):
+        fma = PTX_FMA_RE.findall(ptx)
+        if fma:
+            errors.append(
+                f"{len(fma)} contracted FMA(s) where the reference rounds the products and the "
+                f"sum separately (launch with enable_fp_fusion=False): {fma[0].strip()}"
+            )
+    if spec.get("nan_propagating_max"):
+        plain = [m for m in PTX_MAX_RE.findall(ptx) if ".NaN" not in m]
+        if plain:
+            errors.append(
+                f"{len(plain)} floating max(es) that drop NaN ({plain[0]}); use "
+                "tl.maximum(..., propagate_nan=tl.PropagateNan.ALL)"
+            )
+        elif "max.NaN" not in ptx:
+            errors.append("no max.NaN in the PTX: the row max this check looks for is gone")
+    if spec.get("row_count_args"):
+        errors += row_index_errors(ttir, spec["row_count_args"])
+    return errors
+
+
 # --- Triton ---------------------------------------------------------------------------------
 
 
@@ -302,7 +416,7 @@ def compile_triton_spec(spec: dict, arch: int, workdir: str, tools: dict) -> dic
         (fn.arg_names.index(a),): [["tt.divisibility", 16]] for a in spec.get("aligned_args", [])
     }
     options = {"num_warps": spec.get("num_warps", 4)}
-    for key in ("num_stages", "num_ctas", "maxnreg"):
+    for key in ("num_stages", "num_ctas", "maxnreg", "enable_fp_fusion"):
         if spec.get(key) is not None:
             options[key] = spec[key]
     try:
@@ -317,6 +431,9 @@ def compile_triton_spec(spec: dict, arch: int, workdir: str, tools: dict) -> dic
         f.write(kernel.asm["cubin"])
     with open(base + ".ptx", "w") as f:
         f.write(kernel.asm["ptx"])
+    with open(base + ".ttir", "w") as f:
+        f.write(kernel.asm["ttir"])
+    row["errors"] += codegen_errors(spec, kernel.asm["ptx"], kernel.asm["ttir"])
     # Triton's cached compile keeps no ptxas log, so rerun ptxas on its PTX with the flags
     # Triton uses, for the spill figures. Without ptxas, STL/LDL in the SASS stand in for them.
     ptxas = {}
@@ -357,7 +474,7 @@ def compile_triton_spec(spec: dict, arch: int, workdir: str, tools: dict) -> dic
     return judge(row)
 
 
-def check_triton(arch: int, workdir: str, tools: dict) -> list[dict]:
+def check_triton(arch: int, workdir: str, tools: dict, match: str | None = None) -> list[dict]:
     rows = []
     modules = triton_modules()
     if not modules:
@@ -394,7 +511,8 @@ def check_triton(arch: int, workdir: str, tools: dict) -> list[dict]:
             )
             continue
         for spec in specs:
-            rows.append(compile_triton_spec(spec, arch, workdir, tools))
+            if match is None or match in spec["name"]:
+                rows.append(compile_triton_spec(spec, arch, workdir, tools))
     return rows
 
 
@@ -592,6 +710,9 @@ def main() -> int:
     parser.add_argument("--json", metavar="PATH", help="write every row to this JSON file")
     parser.add_argument("--keep", metavar="DIR", help="keep cubins, PTX, SASS and logs here")
     parser.add_argument("--arch", type=int, default=90, help="compute capability (default 90)")
+    parser.add_argument(
+        "--match", metavar="TEXT", help="only the Triton specs whose name contains TEXT"
+    )
     args = parser.parse_args()
 
     tools = {name: find_tool(name) for name in ("cuobjdump", "ptxas", "nvcc")}
@@ -623,7 +744,7 @@ def main() -> int:
     rows: list[dict] = []
     if args.only in (None, "triton"):
         triton_start = time.monotonic()
-        triton_rows = check_triton(args.arch, workdir, tools)
+        triton_rows = check_triton(args.arch, workdir, tools, args.match)
         print_table(
             f"Triton kernels, sm_{args.arch} ({time.monotonic() - triton_start:.0f}s)", triton_rows
         )

@@ -88,7 +88,8 @@ def _subtract_target(grad, cols, y_safe, amount):
 
 @triton.jit
 def _row_offsets(pid, n_rows, stride_row, BLOCK_N: tl.constexpr, ALIGN: tl.constexpr):
-    rows = pid * BLOCK_N + tl.arange(0, BLOCK_N)
+    # int64: past 2**31 rows an int32 index would wrap negative and pass both guards below.
+    rows = pid.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < n_rows
     # Tail rows of the last program re-read the last row (stores are masked), so column masks
     # alone guard the loads and stay constant over ALIGN-wide vectors.
@@ -129,18 +130,30 @@ def _exp(x):
 
 
 @triton.jit
+def _max_keep_nan(a, b):
+    # max.NaN.f32: the plain tl.max / tl.maximum compile to max.f32, which returns the other
+    # operand when one is NaN, so a row [nan, 5, 1] would get max 5 and argmax 1.
+    return tl.maximum(a, b, propagate_nan=tl.PropagateNan.ALL)
+
+
+@triton.jit
 def _online_softmax_chunk(x, x_weighted, cols, m, best, s_lane, sx_lane):
     """Fold one (BLOCK_N, BLOCK_C) chunk into the running row max m, first argmax best and the
-    per-lane partial sums of exp(x - m) and (w) x. x is -inf, x_weighted 0, past the row end."""
-    chunk_max = tl.max(x, axis=1)
-    # Strict: an equal maximum in a later chunk must not move the first argmax. The index
-    # search is a second reduction, paid only on the few chunks that raise some row's max.
-    grows = chunk_max > m
+    per-lane partial sums of exp(x - m) and (w) x. x is -inf, x_weighted 0, past the row end.
+    NaN is the largest value, as in torch.argmax and the other backends: the first NaN is the
+    argmax and m stays NaN from there on (so lse, the loss and the gradient row are NaN)."""
+    chunk_max = tl.reduce(x, 1, _max_keep_nan)
+    chunk_nan = chunk_max != chunk_max
+    # Strict: an equal maximum in a later chunk must not move the first argmax, nor a NaN
+    # after the first. The index search is a second reduction, paid only on the few chunks
+    # that raise some row's max.
+    grows = (chunk_max > m) | (chunk_nan & (m == m))
     if tl.max(grows.to(tl.int32), axis=0) > 0:
-        hit = x == chunk_max[:, None]
+        # x != x only holds in a chunk whose max is NaN.
+        hit = (x == chunk_max[:, None]) | (x != x)
         first = tl.min(tl.where(hit, cols[None, :], 2147483647), axis=1)
         best = tl.where(grows, first, best)
-    m_new = tl.maximum(m, chunk_max)
+    m_new = _max_keep_nan(m, chunk_max)
     # A row that is all -inf so far shifts by 0 instead, so exp never sees -inf - -inf.
     shift = tl.where(m_new == float("-inf"), 0.0, m_new)
     s_lane = s_lane * _exp(m - shift)[:, None] + _exp(x - shift[:, None])
@@ -773,8 +786,9 @@ register(
 def static_compile_specs() -> list[dict]:
     """The kernel configurations the launchers use for the benchmarked shapes (C = 1000 and
     128256; fp32, bf16, fp16; bf16 also with class weights), forward and backward, one- and
-    two-target (mixup), for an sm_90 compile check. Constexprs appear in ``signature`` as
-    ``"constexpr"``, as ``ASTSource`` expects."""
+    two-target (mixup), for an sm_90 compile check; and C = 100 in bf16, where several rows
+    share a program (BLOCK_N > 1) and the row index is program-dependent arithmetic.
+    Constexprs appear in ``signature`` as ``"constexpr"``, as ``ASTSource`` expects."""
     specs = []
     for mixup in (False, True):
         for dtype in (torch.float32, torch.bfloat16, torch.float16):
@@ -782,6 +796,8 @@ def static_compile_specs() -> list[dict]:
                 for has_weight in (False, True) if dtype == torch.bfloat16 else (False,):
                     for direction in ("forward", "backward"):
                         specs.append(compile_spec(direction, dtype, n_cols, has_weight, mixup))
+        for direction in ("forward", "backward"):
+            specs.append(compile_spec(direction, torch.bfloat16, 100, False, mixup))
     return specs
 
 
@@ -841,6 +857,7 @@ def compile_spec(
     types = {**pointers, **scalars}
     signature = {arg: "constexpr" if arg in constexprs else types[arg] for arg in fn.arg_names}
     aligned_ints = ["n_cols", "stride_row"] if n_cols % 16 == 0 else []
+    vector_bits = min(128, 8 * dtype.itemsize * params["ALIGN"])
     prefix = "mixup_ce" if mixup else "lsce"
     return {
         "name": f"{prefix}_{direction}_{name}_C{n_cols}" + ("_weighted" if has_weight else ""),
@@ -850,8 +867,13 @@ def compile_spec(
         "num_warps": num_warps,
         "aligned_args": list(pointers) + aligned_ints,
         "bandwidth_bound": True,
-        # The logits stream (and the class weights) must be 16-byte loads; per-row scalars
-        # (target, lse, the gathered target logit) are naturally narrower.
-        "min_load_bits": 128,
-        "min_store_bits": 128 if direction == "backward" else None,
+        # Arithmetic checks on the generated code (tools/gpu_static_check.py): the forward's
+        # row max keeps NaN; row indices do not wrap.
+        "nan_propagating_max": direction == "forward",
+        "row_count_args": ["n_rows"],
+        # The logits stream (and the class weights, and the gradient out) must move in 16-byte
+        # vectors where the row length allows (ALIGN elements: 8 bytes for 100 bf16 logits);
+        # per-row scalars (target, lse, the gathered target logit) are naturally narrower.
+        "min_load_bits": vector_bits,
+        "min_store_bits": vector_bits if direction == "backward" else None,
     }

@@ -13,7 +13,10 @@ small ones (an (N, D) batch with small D) are packed several to a program.
   it is needed, with masks decided per vector so the loads stay vectorised.
 
 Indices are clamped into [0, N) and boxes into the image in the kernels, so no value can make
-a kernel read or write outside its tensors. Nothing here synchronises with the host.
+a kernel read or write outside its tensors; row indices are int64, so batches of 2**31 rows or
+more do not wrap. Blends round each product and the sum separately, as the reference and the
+CUDA kernels do: the launches turn off FMA contraction (an FMA would round once and differ by
+an ulp, or by one uint8 step). Nothing here synchronises with the host.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ def _tile(n_samples, S, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.
     chunks = tl.cdiv(S, BLOCK_S)
     group = pid // chunks
     chunk = pid - group * chunks
-    rows = group * BLOCK_N + tl.arange(0, BLOCK_N)
+    # int64: past 2**31 rows an int32 index would wrap negative and pass both guards below.
+    rows = group.to(tl.int64) * BLOCK_N + tl.arange(0, BLOCK_N)
     row_mask = rows < n_samples
     # Tail rows re-read the last sample (their stores are masked), so loads need column masks
     # only, and those stay constant over ALIGN-wide vectors.
@@ -126,8 +130,8 @@ def _mixup_kernel(
     other = _sample_start(src, S_aligned, ALIGN)[:, None] + cols[None, :]
     a = tl.load(x_ptr + own, mask=col_mask[None, :]).to(acc_dtype)
     b = tl.load(x_ptr + other, mask=col_mask[None, :]).to(acc_dtype)
-    # Same operation order as the reference, so fp32/fp64 results match it exactly where the
-    # compiler does not contract to an FMA.
+    # Same operation order and roundings as the reference (no FMA: see the launch parameters),
+    # so fp32/fp64 results match it exactly.
     out = lam[:, None] * a + (1 - lam_src)[:, None] * b
     tl.store(
         out_ptr + own,
@@ -272,6 +276,10 @@ def _launch_params(S: int, dtype: torch.dtype) -> dict:
         "BLOCK_N": max(1, tile // block_s),
         "BLOCK_S": block_s,
         "num_warps": _NUM_WARPS,
+        # lam a + (1 - lam) b with two rounded products, as the reference: Triton's default
+        # contracts it into an FMA (rounded once), which moves uint8 results by one step in a
+        # few pixels and fp32 ones by an ulp in many. CutMix has no multiply: no effect there.
+        "enable_fp_fusion": False,
     }
 
 
@@ -450,6 +458,12 @@ def static_compile_specs() -> list[dict]:
             for kind in ("cutmix_forward", "cutmix_backward"):
                 specs.append(compile_spec(kind, dtype, C, H, W, channels_last))
     specs.append(compile_spec("mixup_forward", torch.uint8, C, H, W))
+    # Small samples pack several to a program (BLOCK_N > 1), where the row index is
+    # program-dependent arithmetic: 1000-value rows (a feature or soft-target batch) and
+    # 1 x 28 x 28 images.
+    for kind in ("mixup_forward", "mixup_backward", "mixup_pairs"):
+        specs.append(compile_spec(kind, torch.float32, 1, 1, 1000))
+    specs.append(compile_spec("cutmix_forward", torch.float32, 1, 28, 28))
     return specs
 
 
@@ -464,6 +478,7 @@ def compile_spec(
     S = C * H * W
     params = _launch_params(S, dtype)
     num_warps = params.pop("num_warps")
+    enable_fp_fusion = params.pop("enable_fp_fusion")
     ints = {"n_samples": "i32", "S": "i32", "C": "i32", "H": "i32", "W": "i32"}
     if kind in ("mixup_forward", "mixup_backward"):
         fn = _mixup_kernel
@@ -501,8 +516,12 @@ def compile_spec(
         "signature": signature,
         "constexprs": constexprs,
         "num_warps": num_warps,
+        "enable_fp_fusion": enable_fp_fusion,
         "aligned_args": list(pointers) + aligned,
         "bandwidth_bound": True,
+        # Arithmetic checks on the generated code (tools/gpu_static_check.py).
+        "separate_rounding": kind.startswith("mixup"),
+        "row_count_args": ["n_samples"],
         # Sample blocks stream in 16-byte vectors. CutMix loads are masked per vector along
         # the innermost dimension, so channels_last with C = 3 can only load one element at
         # a time (its stores still stream whole vectors).

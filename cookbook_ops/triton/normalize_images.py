@@ -31,6 +31,9 @@ from cookbook_ops.triton._common import INTERPRETED, TRITON_DTYPES, device_conte
 _OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_BLOCK = 2048  # 16 values per thread with 4 warps: one 16-byte uint8 load each
 _NUM_WARPS = 4
+# The blend rounds lam * v and (1 - lam) * y and their sum separately, as the reference does;
+# Triton's default would contract it into one FMA.
+_ENABLE_FP_FUSION = False
 
 # The interpreter's float32 -> bfloat16 conversion does not round to nearest even.
 _EMULATE_BF16: tl.constexpr = tl.constexpr(INTERPRETED)
@@ -120,10 +123,13 @@ def _normalize_images_kernel(
     blocks = tl.cdiv(length, BLOCK)
     group = pid // blocks
     start = (pid - group * blocks) * BLOCK
-    run = group * ROWS + tl.arange(0, ROWS)[:, None]
+    # The run index is formed and guarded in int64 (in int32 it would wrap negative near 2**31
+    # runs and pass the guards); once clamped it is below runs < 2**31 (checked on the host),
+    # so the arithmetic inside the image stays int32.
+    run = group.to(tl.int64) * ROWS + tl.arange(0, ROWS)[:, None]
     run_valid = run < runs
     # Tail runs repeat the last one (their stores are masked), so loads need no run mask.
-    run = tl.minimum(run, runs - 1)
+    run = tl.minimum(run, runs - 1).to(tl.int32)
     pos = start + tl.arange(0, BLOCK)[None, :]
     valid = pos < length
     if CHANNELS_LAST:
@@ -240,7 +246,7 @@ def normalize_images_forward(
             out, n, runs, C, H, W,
             NHWC=bool(nhwc), CHANNELS_LAST=bool(channels_last),
             HAS_FLIP=flip is not None, HAS_MIX=lam is not None,
-            ROWS=rows, BLOCK=block, num_warps=_NUM_WARPS, enable_fp_fusion=False,
+            ROWS=rows, BLOCK=block, num_warps=_NUM_WARPS, enable_fp_fusion=_ENABLE_FP_FUSION,
         )  # fmt: skip
     return out
 
@@ -301,8 +307,12 @@ def compile_spec(
         "signature": signature,
         "constexprs": constexprs,
         "num_warps": _NUM_WARPS,
+        "enable_fp_fusion": _ENABLE_FP_FUSION,
         "aligned_args": list(pointers) + aligned,
         "bandwidth_bound": True,
+        # Arithmetic checks on the generated code (tools/gpu_static_check.py).
+        "separate_rounding": extras,
+        "row_count_args": ["runs"],
         # Same-layout runs load 16 bytes per vector; transposing ones gather single bytes
         # (see the module docstring), so only their stores have a width requirement.
         "min_load_bits": 128 if same_layout else None,
