@@ -199,6 +199,18 @@ def lam_tensor(lam, x) -> torch.Tensor:
         if lam.device != x.device and lam.dim() != 0:
             raise ValueError(f"lam is on {lam.device} but x is on {x.device}")
         if lam.dim() == 0:
+            if lam.device != x.device and on_cpu_eager(lam):
+                # Checked on the host, where reading it is free; a blocking copy to x's device
+                # would wait for everything queued on the stream. So the value is filled there,
+                # or (lam needing its gradient) copied with non_blocking=True: a pageable
+                # source is staged at once, so nothing waits for the device.
+                value = float(lam.detach())
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"lam must be in [0, 1]; got {value}")
+                if not (lam.requires_grad and torch.is_grad_enabled()):
+                    return torch.full((n,), value, dtype=dtype, device=x.device)
+                lam = lam.to(device=x.device, dtype=dtype, non_blocking=True)
+                return lam.expand(n).contiguous()
             lam = lam.to(device=x.device, dtype=dtype).expand(n)
         elif lam.shape != (n,):
             raise ValueError(

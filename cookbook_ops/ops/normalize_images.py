@@ -6,9 +6,12 @@ happen in registers. The op is not differentiable: its input is uint8 and mean/s
 constants of the pipeline (they are detached), so the output never has a ``grad_fn`` and a
 ``backward()`` through it fails with PyTorch's usual "does not require grad" error.
 
-Nothing here syncs with the host on a GPU; value checks that would need a sync (is ``index``
-a permutation, is ``lam`` in [0, 1], is a tensor ``std`` free of zeros) run only on CPU
-tensors.
+Nothing here syncs with the host on a GPU in eager mode; value checks that would need a sync
+(is ``index`` a permutation, is ``lam`` in [0, 1], is a tensor ``std`` free of zeros) run only
+on CPU tensors. mean/std given as Python values or CPU tensors reach the GPU through a cache of
+device copies keyed by their values: the first call with new values makes a non-blocking copy
+from pinned memory, later calls reuse it (a blocking copy, or ``torch.tensor(..., device=)``,
+would wait for everything queued on the stream, every batch).
 """
 
 from __future__ import annotations
@@ -61,6 +64,41 @@ torch.library.impl(_library.qualified(_library.NORMALIZE_IMAGES), "CompositeExpl
 )
 
 
+# --- device copies of the per-channel constants -------------------------------------------
+
+# (device, float32 bytes) -> (tensor on the device, event after its copy, stream of the copy).
+_DEVICE_CONSTANTS: dict[tuple[str, bytes], tuple[torch.Tensor, torch.cuda.Event, object]] = {}
+_MAX_DEVICE_CONSTANTS = 64
+
+
+def _to_device_without_sync(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small float32 CPU tensor on ``device``, without waiting for the device. CUDA copies
+    are cached by value: a hit costs a dict lookup (plus a stream-ordered wait for the copy
+    when the current stream is not the one that made it); a miss pins the values and copies
+    them with non_blocking=True (the caching host allocator keeps the pinned block until the
+    copy is done). Read-only for the kernels, so sharing one copy between calls is safe."""
+    if device.type != "cuda" or torch.compiler.is_compiling():
+        return t.to(device)
+    key = (str(device), t.numpy().tobytes())
+    stream = torch.cuda.current_stream(device)
+    entry = _DEVICE_CONSTANTS.get(key)
+    if entry is None:
+        with torch.cuda.device(device):
+            copy = t.pin_memory().to(device, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(stream)
+        if len(_DEVICE_CONSTANTS) >= _MAX_DEVICE_CONSTANTS:
+            _DEVICE_CONSTANTS.pop(next(iter(_DEVICE_CONSTANTS)))
+        _DEVICE_CONSTANTS[key] = (copy, done, stream)
+        return copy
+    copy, done, made_on = entry
+    # Another stream must not read the copy before it lands. Under CUDA graph capture the copy
+    # was made before capture began (warm-up), and an outside event cannot be waited on there.
+    if made_on != stream and not torch.cuda.is_current_stream_capturing():
+        stream.wait_event(done)
+    return copy
+
+
 # --- argument checks -----------------------------------------------------------------------
 
 
@@ -68,7 +106,8 @@ def _channel_constants(
     value, name: str, channels: int | None, device: torch.device
 ) -> torch.Tensor:
     """mean or std as a float32 (C,) tensor on ``device``; one value is broadcast over the
-    channels, as torchvision's Normalize does."""
+    channels, as torchvision's Normalize does. Python values and CPU tensors are shaped on the
+    CPU and then moved without a sync; a tensor already on ``device`` stays there."""
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             raise TypeError(
@@ -80,27 +119,29 @@ def _channel_constants(
             )
         if value.device != device and value.device.type != "cpu":
             raise ValueError(f"{name} is on {value.device} but images is on {device}")
-        t = value.detach().to(device=device, dtype=torch.float32).reshape(-1)
+        t = value.detach().to(dtype=torch.float32).reshape(-1)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        t = torch.full((1,), float(value), dtype=torch.float32, device=device)
+        t = torch.full((1,), float(value), dtype=torch.float32)
     elif isinstance(value, Sequence) and not isinstance(value, str):
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
             raise TypeError(f"{name} must be a sequence of floats, got {value!r}")
-        t = torch.tensor([float(v) for v in value], dtype=torch.float32, device=device)
+        t = torch.tensor([float(v) for v in value], dtype=torch.float32)
     else:
         raise TypeError(
             f"{name} must be a sequence of floats or a tensor, got {type(value).__name__}"
         )
-    if channels is None:  # length checked by the caller
-        return t.contiguous()
-    if t.numel() == 1 and channels != 1:
-        t = t.expand(channels)
-    if t.shape != (channels,):
-        raise ValueError(
-            f"{name} must have one value per channel ({channels}) or a single value, "
-            f"got {t.numel()}"
-        )
-    return t.contiguous()
+    if channels is not None:  # else the length is checked by the caller
+        if t.numel() == 1 and channels != 1:
+            t = t.expand(channels)
+        if t.shape != (channels,):
+            raise ValueError(
+                f"{name} must have one value per channel ({channels}) or a single value, "
+                f"got {t.numel()}"
+            )
+    t = t.contiguous()
+    if t.device != device:  # built or given on the CPU
+        t = _to_device_without_sync(t, device)
+    return t
 
 
 def _check_std_nonzero(std: torch.Tensor, given) -> None:
