@@ -29,7 +29,9 @@ class NormalizeImages(nn.Module):
     from ``generator`` (a ``torch.Generator`` on that device) or the default generator, so
     nothing waits for the host. Like RandomHorizontalFlip it flips in eval mode too: set
     ``flip_prob=0`` for evaluation. mean/std are non-persistent buffers, so ``.to(device)``
-    moves them and state dicts stay free of them. The output has no ``grad_fn`` (uint8 input).
+    moves them and state dicts stay free of them; a module left on the CPU with GPU batches
+    does not sync either (the values reach the GPU through normalize_images' cache of
+    non-blocking device copies). The output has no ``grad_fn`` (uint8 input).
     """
 
     def __init__(
