@@ -176,6 +176,32 @@ def test_single_negative_value(device, backend, dtype):
     assert_close(z, z64, dtype)
 
 
+@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("d2", [None, 3], ids=["one", "two"])
+def test_nan_input_gives_the_reference_nan_pattern(device, backend, dtype, d2):
+    """One NaN in sample 0 makes its norm NaN, and F.normalize's clamp_min(norm, 1e-12) keeps
+    it: the whole of z[0] is NaN, as are sample 0's gradients, while sample 1 is untouched. A
+    max that drops NaN (fmax, max.f32) divides by 1e-12 instead and gives huge finite values."""
+    x = make((2, 4, 3, 3), "cpu", torch.float64, seed=15)
+    x[0, 1, 2, 0] = float("nan")
+    y = None if d2 is None else make((2, d2, 3, 3), "cpu", torch.float64, seed=16)
+    dz = make((2, 4 * (4 if d2 is None else d2)), "cpu", torch.float64, seed=17)
+    z64, gx64, gy64 = _grads(seed_snippet, x, y, dz)
+    assert z64[0].isnan().all() and not z64[1].isnan().any()  # the case the test is about
+    z, gx, gy = _grads(
+        lambda a, b: pool(a, b, backend=backend),
+        x.to(device, dtype),
+        None if y is None else y.to(device, dtype),
+        dz.to(device),
+    )
+    assert torch.equal(z.isnan().cpu(), z64.isnan())
+    assert_close(z[1].cpu(), z64[1], dtype)
+    assert torch.equal(gx.isnan().cpu(), gx64.isnan())
+    if y is not None:
+        assert torch.equal(gy.isnan().cpu(), gy64.isnan())
+
+
 @pytest.mark.skipif(
     "cpu" not in cookbook_ops.available_backends("cpu", OP), reason="no C++ CPU kernels"
 )

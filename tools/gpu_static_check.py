@@ -12,7 +12,8 @@ spec asks for it:
 - "separate_rounding": no contracted fma.rn.f32/f64 in the PTX (the reference rounds the
   products of a blend and their sum separately; an FMA rounds once and can differ by an ulp);
 - "nan_propagating_max": every floating max in the PTX is max.NaN (plain max.f32 returns the
-  other operand when one is NaN, so a NaN row would get a finite max and a wrong argmax);
+  other operand when one is NaN, so a NaN row would get a finite max and a wrong argmax, and a
+  NaN norm clamped at 1e-12 would turn into huge finite outputs);
 - "row_count_args": no comparison of a row count argument with an index computed in 32 bits
   from the program id (past 2**31 rows such an index wraps negative and passes `rows < n`).
 

@@ -287,7 +287,10 @@ __global__ void __launch_bounds__(kThreads)
   v.g = g + si.n * p_len;
   v.z = z + si.n * p_len;
   v.f = f;
-  v.denom = fmax(s, static_cast<acc_t>(kNormFloor));
+  // Not fmax: it returns the floor for a NaN norm, so a sample with a NaN input would come
+  // out as v * 1e12 (huge finite values). F.normalize's clamp_min keeps the NaN, and so does
+  // this: a NaN s fails the comparison and is kept.
+  v.denom = s < static_cast<acc_t>(kNormFloor) ? static_cast<acc_t>(kNormFloor) : s;
   v.inv = acc_t(1) / v.denom;
   // Both rows are fresh allocations of the same length: an output element on a 16-byte
   // boundary has its (at least as wide) op-math input on one too.
