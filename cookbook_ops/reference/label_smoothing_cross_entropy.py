@@ -77,8 +77,12 @@ def label_smoothing_cross_entropy_rows(
     """Differentiable per-row loss (op-math dtype) and the correct flags. logits is (N, C)."""
     num_classes = logits.shape[1]
     x = logits.to(opmath_dtype(logits.dtype))
-    logp = torch.log_softmax(x, dim=1)
     valid, safe = _valid_and_safe_target(target, num_classes, ignore_index)
+    # An ignored row contributes nothing, to the loss or to the gradient, whatever it holds:
+    # the kernels write a zero gradient row, where autograd through log_softmax would give a
+    # row with +inf or NaN logits NaN (0 * NaN).
+    x = torch.where(valid.unsqueeze(1), x, torch.zeros((), dtype=x.dtype, device=x.device))
+    logp = torch.log_softmax(x, dim=1)
     nll = -logp.gather(1, safe.unsqueeze(1)).squeeze(1)
     if weight is None:
         smooth = -logp.sum(dim=1)
