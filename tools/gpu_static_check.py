@@ -15,7 +15,10 @@ spec asks for it:
   other operand when one is NaN, so a NaN row would get a finite max and a wrong argmax, and a
   NaN norm clamped at 1e-12 would turn into huge finite outputs);
 - "row_count_args": no comparison of a row count argument with an index computed in 32 bits
-  from the program id (past 2**31 rows such an index wraps negative and passes `rows < n`).
+  from the program id (past 2**31 rows such an index wraps negative and passes `rows < n`);
+- "size_args": no 32-bit sum of a size argument (or a product or sum of them) and a positive
+  constant, the tl.cdiv(size, BLOCK) = (size + BLOCK - 1) // BLOCK pattern: for a size the
+  launcher allows within BLOCK of 2**31 it wraps negative and misplaces every program.
 
     python tools/gpu_static_check.py [--only triton|cuda] [--match TEXT] [--json PATH]
                                      [--keep DIR] [--arch 90]
@@ -347,6 +350,45 @@ def row_index_errors(ttir: str, count_args: list[str]) -> list[str]:
     return errors[:3]
 
 
+# Ops whose result can reach a size argument's full range (a product or sum of sizes may be as
+# large as the launcher allows); differences, divisions, remainders and minima stay below it.
+SIZE_OPS = ("tt.splat", "tt.broadcast", "tt.expand_dims", "arith.muli", "arith.addi")
+TTIR_CONST_RE = re.compile(r"^(?:dense<)?(-?\d+)>?\s*:")
+
+
+def size_overflow_errors(ttir: str, size_args: list[str]) -> list[str]:
+    """32-bit additions of a positive constant to a value that may be as large as a size
+    argument: ``size`` flows from the arguments through SIZE_OPS; an arith.addi in i32 with a
+    ``size`` operand and a positive arith.constant (scalar or splat) is the defect. tl.cdiv(S,
+    BLOCK) compiles to exactly that (S + (BLOCK - 1)); (S - 1) // BLOCK + 1 adds its 1 to a
+    quotient, which is not ``size``."""
+    constants: dict[str, int] = {}
+    size = {f"%{a}" for a in size_args}
+    errors, seen = [], set()
+    for result, op, operands, rest in _ttir_ops(ttir):
+        if op == "arith.constant":
+            m = TTIR_CONST_RE.match(rest.strip())
+            if m:
+                constants[result] = int(m.group(1))
+            continue
+        sized = [o for o in operands if o in size]
+        seen.update(o for o in sized if o[1:] in size_args)
+        if op not in SIZE_OPS or not sized:
+            continue
+        if op == "arith.addi" and TTIR_INT32_RE.search(" " + rest.strip()):
+            added = [constants[o] for o in operands if o in constants and o not in size]
+            if any(c > 0 for c in added):
+                errors.append(
+                    f"{sized[0]} + {max(added)} in int32 wraps for sizes within {max(added)} "
+                    f"of 2**31 (tl.cdiv? use (x - 1) // d + 1): {op} {rest.strip()[:120]}"
+                )
+        size.add(result)
+    missing = [a for a in size_args if f"%{a}" not in seen]
+    if missing:
+        errors.append(f"size arguments {missing} are not used in the TTIR")
+    return errors[:3]
+
+
 def codegen_errors(spec: dict, ptx: str, ttir: str) -> list[str]:
     """The spec's arithmetic requirements (module docstring) checked on its PTX and TTIR."""
     errors = []
@@ -368,6 +410,8 @@ def codegen_errors(spec: dict, ptx: str, ttir: str) -> list[str]:
             errors.append("no max.NaN in the PTX: the row max this check looks for is gone")
     if spec.get("row_count_args"):
         errors += row_index_errors(ttir, spec["row_count_args"])
+    if spec.get("size_args"):
+        errors += size_overflow_errors(ttir, spec["size_args"])
     return errors
 
 

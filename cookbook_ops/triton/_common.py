@@ -41,6 +41,13 @@ def split_scalar(hi, lo, dtype: tl.constexpr):
     return tl.cast(hi, dtype) + tl.cast(lo, dtype)
 
 
+@triton.jit
+def cdiv_positive(x, d: tl.constexpr):
+    """ceil(x / d) for x >= 1. tl.cdiv forms x + d - 1 first, which wraps negative in int32
+    for x within d of 2**31; x - 1 cannot."""
+    return (x - 1) // d + 1
+
+
 def device_context(device: torch.device, what: str):
     """The context to launch ``what``'s kernels in: the CUDA device, or nothing for CPU tensors
     under the interpreter; a clear error anywhere else."""

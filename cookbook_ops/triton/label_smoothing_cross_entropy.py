@@ -38,6 +38,10 @@ from cookbook_ops.triton._common import (
 # loop but more registers per thread for the per-lane accumulators.
 _MAX_BLOCK_C = 4096
 _MAX_BLOCK_C_FP64 = 1024
+# Most classes a row may have. The chunk loops step an int32 column BLOCK_C at a time, and the
+# step past a row's last chunk must not wrap past 2**31 - 1 (a wrapped column is negative, so
+# the loop would go on, below the row): rows stay a whole largest chunk short of 2**31.
+MAX_CLASSES = 2**31 - _MAX_BLOCK_C
 # Small rows are packed several to a program so that a program still streams ~this many logits.
 _TARGET_TILE = 1024
 _MAX_BLOCK_N = 64
@@ -629,6 +633,11 @@ def _prepare(logits, targets: dict, weight):
         if target.device != logits.device:
             raise ValueError(f"{name} is on {target.device} but logits is on {logits.device}")
     n_cols = logits.shape[1]
+    if n_cols > MAX_CLASSES:
+        raise ValueError(
+            f"logits has {n_cols} classes; the Triton kernels take at most {MAX_CLASSES} "
+            f"(2**31 - {_MAX_BLOCK_C})"
+        )
     if weight is not None:
         if weight.dim() != 1 or weight.shape[0] != n_cols:
             raise ValueError(f"weight must be ({n_cols},), got {tuple(weight.shape)}")

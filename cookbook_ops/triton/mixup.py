@@ -14,7 +14,8 @@ small ones (an (N, D) batch with small D) are packed several to a program.
 
 Indices are clamped into [0, N) and boxes into the image in the kernels, so no value can make
 a kernel read or write outside its tensors; row indices are int64, so batches of 2**31 rows or
-more do not wrap. Blends round each product and the sum separately, as the reference and the
+more do not wrap, and the chunk count is formed without overflow, so samples may have up to
+2**31 - 1 elements. Blends round each product and the sum separately, as the reference and the
 CUDA kernels do: the launches turn off FMA contraction (an FMA would round once and differ by
 an ulp, or by one uint8 step). Nothing here synchronises with the host.
 """
@@ -27,7 +28,13 @@ import triton.language as tl
 
 from cookbook_ops import _library
 from cookbook_ops.reference.mixup import opmath_dtype
-from cookbook_ops.triton._common import INTERPRETED, TRITON_DTYPES, device_context, register
+from cookbook_ops.triton._common import (
+    INTERPRETED,
+    TRITON_DTYPES,
+    cdiv_positive,
+    device_context,
+    register,
+)
 
 # libdevice is not available to the interpreter; there uint8 rounding is emulated.
 _NATIVE_RINT: tl.constexpr = tl.constexpr(not INTERPRETED)
@@ -50,8 +57,17 @@ _GRAD_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 @triton.jit
 def _tile(n_samples, S, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr):
-    pid = tl.program_id(0)
-    chunks = tl.cdiv(S, BLOCK_S)
+    return _program_tile(tl.program_id(0), n_samples, S, ALIGN, BLOCK_N, BLOCK_S)
+
+
+@triton.jit
+def _program_tile(
+    pid, n_samples, S, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_S: tl.constexpr
+):
+    """Program pid's rows and columns. S >= 1 (the launchers return early on empty samples)."""
+    # Not tl.cdiv: S + BLOCK_S - 1 wraps negative for S within a block of 2**31, and the rows
+    # and columns derived from a negative chunk count point outside the tensor.
+    chunks = cdiv_positive(S, BLOCK_S)
     group = pid // chunks
     chunk = pid - group * chunks
     # int64: past 2**31 rows an int32 index would wrap negative and pass both guards below.
@@ -510,6 +526,8 @@ def compile_spec(
     sizes = {"S": S, "C": C, "H": H, "W": W}
     aligned = [k for k, v in sizes.items() if v % 16 == 0 and k in fn.arg_names]
     layout = "_cl" if channels_last else ""
+    # The size arguments the kernel reads (NCHW CutMix never reads C).
+    size_args = [a for a in sizes if a in fn.arg_names and (a != "C" or channels_last)]
     return {
         "name": f"{kind}{layout}_{name}_{C}x{H}x{W}",
         "fn": fn,
@@ -522,6 +540,8 @@ def compile_spec(
         # Arithmetic checks on the generated code (tools/gpu_static_check.py).
         "separate_rounding": kind.startswith("mixup"),
         "row_count_args": ["n_samples"],
+        # Sizes up to 2**31 - 1: no tl.cdiv-style S + (BLOCK - 1) in int32.
+        "size_args": size_args,
         # Sample blocks stream in 16-byte vectors. CutMix loads are masked per vector along
         # the innermost dimension, so channels_last with C = 3 can only load one element at
         # a time (its stores still stream whole vectors).

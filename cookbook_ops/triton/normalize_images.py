@@ -26,7 +26,13 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.triton._common import INTERPRETED, TRITON_DTYPES, device_context, register
+from cookbook_ops.triton._common import (
+    INTERPRETED,
+    TRITON_DTYPES,
+    cdiv_positive,
+    device_context,
+    register,
+)
 
 _OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _MAX_BLOCK = 2048  # 16 values per thread with 4 warps: one 16-byte uint8 load each
@@ -92,6 +98,17 @@ def _source_bytes(
     return x
 
 
+@triton.jit
+def _run_block(pid, length, BLOCK: tl.constexpr):
+    """Program pid's group of runs and first position in them, for runs of length >= 1
+    values (the launcher returns early on an empty output)."""
+    # Not tl.cdiv: length + BLOCK - 1 wraps negative for a run within a block of 2**31 (one
+    # row of a very wide channels_last image), which would point the program elsewhere.
+    blocks = cdiv_positive(length, BLOCK)
+    group = pid // blocks
+    return group, (pid - group * blocks) * BLOCK
+
+
 @triton.jit(do_not_specialize=_NO_SPECIALIZE)
 def _normalize_images_kernel(
     images_ptr,
@@ -115,14 +132,11 @@ def _normalize_images_kernel(
 ):
     # Each program: ROWS consecutive output runs times BLOCK positions of each.
     # In-run positions (< C * H * W < 2**31) stay int32; sample and run bases are int64.
-    pid = tl.program_id(0)
     if CHANNELS_LAST:
         length = W * C
     else:
         length = W
-    blocks = tl.cdiv(length, BLOCK)
-    group = pid // blocks
-    start = (pid - group * blocks) * BLOCK
+    group, start = _run_block(tl.program_id(0), length, BLOCK)
     # The run index is formed and guarded in int64 (in int32 it would wrap negative near 2**31
     # runs and pass the guards); once clamped it is below runs < 2**31 (checked on the host),
     # so the arithmetic inside the image stays int32.
@@ -313,6 +327,8 @@ def compile_spec(
         # Arithmetic checks on the generated code (tools/gpu_static_check.py).
         "separate_rounding": extras,
         "row_count_args": ["runs"],
+        # A run (W, or W C) may be as long as 2**31 - 1: no tl.cdiv-style length + (BLOCK - 1).
+        "size_args": ["C", "H", "W"],
         # Same-layout runs load 16 bytes per vector; transposing ones gather single bytes
         # (see the module docstring), so only their stores have a width requirement.
         "min_load_bits": 128 if same_layout else None,
