@@ -55,7 +55,7 @@ def _lam_grad(x, grad_out, index):
     precision (lam's), with PyTorch operators (so it is differentiable again)."""
     dtype = reference.opmath_dtype(x.dtype)
     diff = x.to(dtype) - x[index].to(dtype)
-    return (diff * grad_out.to(dtype)).reshape(x.shape[0], -1).sum(1)
+    return (diff * grad_out.to(dtype)).flatten(1).sum(1) if x.dim() > 1 else diff * grad_out
 
 
 def _make_mixup_backward(backward_op):
@@ -184,9 +184,11 @@ def check_permutation(index, name="index"):
         )
         return
     if on_cpu_eager(index) and index.numel() > 0:
-        expected = torch.arange(index.numel())
-        if not torch.equal(torch.sort(index).values, expected):
-            raise ValueError(f"{name} must be a permutation of 0..{index.numel() - 1}")
+        # O(N), no sort: every value in range and each of 0..n-1 hit exactly once.
+        n = index.numel()
+        lo, hi = torch.aminmax(index)
+        if lo < 0 or hi >= n or not bool(torch.bincount(index, minlength=n).eq(1).all()):
+            raise ValueError(f"{name} must be a permutation of 0..{n - 1}")
 
 
 def lam_tensor(lam, x) -> torch.Tensor:
