@@ -7,14 +7,9 @@ is available, and :func:`build_info` says why.
 
 from cookbook_ops import (  # noqa: E402
     _library,  # noqa: F401  (schemas first: kernels register against them)
-    checkpoint,
-    data,
-    metrics,
     nn,
-    optim,
+    recipe,
     reference,
-    regularization,
-    schedules,
 )
 from cookbook_ops._backend import available_backends, build_info, use_backend
 from cookbook_ops._version import __version__
@@ -33,19 +28,14 @@ __all__ = [
     "available_backends",
     "bilinear_pool",
     "build_info",
-    "checkpoint",
     "cutmix",
-    "data",
     "label_smoothing_cross_entropy",
-    "metrics",
     "mixup",
     "mixup_cross_entropy",
     "mixup_pairs_",
     "nn",
     "normalize_images",
-    "optim",
+    "recipe",
     "reference",
-    "regularization",
-    "schedules",
     "use_backend",
 ]

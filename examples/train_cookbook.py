@@ -36,7 +36,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DistributedSampler
 
 import cookbook_ops
-from cookbook_ops import checkpoint, metrics, optim, regularization, schedules
+from cookbook_ops.recipe import checkpoint, metrics, optim, regularization, schedules
 
 NUM_CLASSES = 10
 IMAGE_SIZE = 32

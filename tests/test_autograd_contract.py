@@ -280,7 +280,7 @@ def test_mixup_pairs_leaves_the_fixed_point_exactly_unchanged(device, backend):
 
 @pytest.mark.parametrize("num_classes", [1, 2, 3, 4, 5])
 def test_accuracy_k_at_least_the_class_count_counts_every_sample(num_classes):
-    acc = cookbook_ops.metrics.Accuracy(topk=(1, 2, 5))
+    acc = cookbook_ops.recipe.metrics.Accuracy(topk=(1, 2, 5))
     logits = torch.randn(6, num_classes)
     target = torch.randint(0, num_classes, (6,))
     acc.update(logits, target)

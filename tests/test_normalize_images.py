@@ -7,8 +7,8 @@ from conftest import DEVICES, backend_params, compiled_backend_params, interpret
 
 import cookbook_ops
 from cookbook_ops import _library
-from cookbook_ops.data import uint8_collate
 from cookbook_ops.nn import NormalizeImages
+from cookbook_ops.recipe.data import uint8_collate
 from cookbook_ops.reference.normalize_images import normalize_images_forward as reference_forward
 
 OP = _library.NORMALIZE_IMAGES

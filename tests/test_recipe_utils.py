@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from cookbook_ops import checkpoint, metrics, optim, regularization, schedules
+from cookbook_ops.recipe import checkpoint, metrics, optim, regularization, schedules
 
 # --- Accuracy -------------------------------------------------------------------------------
 

@@ -21,7 +21,7 @@ class NormalizeImages(nn.Module):
     for a whole uint8 batch on its device, in one kernel pass.
 
     forward(images, mixup=None): images uint8 (N, H, W, C) (``layout="NHWC"``, as
-    :func:`cookbook_ops.data.uint8_collate` stacks them) or (N, C, H, W); mixup an optional
+    :func:`cookbook_ops.recipe.data.uint8_collate` stacks them) or (N, C, H, W); mixup an optional
     ``(lam, index)`` pair as for :func:`cookbook_ops.mixup`. Returns (N, C, H, W) in
     ``out_dtype`` and ``memory_format``.
 

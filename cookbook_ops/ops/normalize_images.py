@@ -226,7 +226,7 @@ def normalize_images(
     """torchvision's ``ToTensor()`` + ``Normalize(mean, std)`` for a whole uint8 batch in one pass.
 
     images: uint8 (N, H, W, C) for ``layout="NHWC"`` (decoded images, as
-    :func:`cookbook_ops.data.uint8_collate` stacks them) or (N, C, H, W) for ``"NCHW"``.
+    :func:`cookbook_ops.recipe.data.uint8_collate` stacks them) or (N, C, H, W) for ``"NCHW"``.
     mean, std: per-channel floats in 0..1 units, as torchvision takes them (a sequence, a
     float, or a tensor). flip: None or a bool (N,) tensor; sample j is mirrored horizontally
     where flip[j]. mixup: None or ``(lam, index)`` as for :func:`cookbook_ops.mixup` (lam a

@@ -221,7 +221,9 @@ def load(
         path, map_location="cpu" if map_location is None else map_location, weights_only=True
     )
     if not isinstance(checkpoint, dict) or "model" not in checkpoint:
-        raise ValueError(f"{str(path)!r} is not a checkpoint written by cookbook_ops.checkpoint")
+        raise ValueError(
+            f"{str(path)!r} is not a checkpoint written by cookbook_ops.recipe.checkpoint"
+        )
     state = dict(checkpoint["model"])
     for prefix in ("module.", "_orig_mod."):
         consume_prefix_in_state_dict_if_present(state, prefix)
