@@ -8,7 +8,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import common  # noqa: E402
+from harness import timing as bench_timing  # noqa: E402
 
 CYCLES_PER_MS = 1.5e6
 FLUSH_MS = 0.1
@@ -49,9 +49,9 @@ def stream(monkeypatch):
     monkeypatch.setattr(torch.cuda, "Event", Event)
     monkeypatch.setattr(torch.cuda, "synchronize", s.synchronize)
     monkeypatch.setattr(torch.cuda, "_sleep", lambda cycles: s.enqueue(cycles / CYCLES_PER_MS))
-    monkeypatch.setattr(common, "_flush_l2", lambda: s.enqueue(FLUSH_MS))
-    monkeypatch.setattr(common, "_sleep_cycles_per_ms", None)
-    monkeypatch.setattr(common.time, "perf_counter", lambda: s.host / 1e3)
+    monkeypatch.setattr(bench_timing, "_flush_l2", lambda: s.enqueue(FLUSH_MS))
+    monkeypatch.setattr(bench_timing, "_sleep_cycles_per_ms", None)
+    monkeypatch.setattr(bench_timing.time, "perf_counter", lambda: s.host / 1e3)
     return s
 
 
@@ -65,7 +65,7 @@ def op(stream, host_ms, gpu_ms):
 
 @pytest.mark.parametrize("host_ms,gpu_ms", [(0.5, 0.2), (0.05, 0.3), (3.0, 0.01)])
 def test_gpu_work_is_timed_however_slow_the_host(stream, host_ms, gpu_ms):
-    timing = common.time_cuda(op(stream, host_ms, gpu_ms), reps=20, min_reps=20)
+    timing = bench_timing.time_cuda(op(stream, host_ms, gpu_ms), reps=20, min_reps=20)
     assert len(timing.samples_ms) == 20
     assert timing.median_ms == pytest.approx(gpu_ms)
     assert max(timing.samples_ms) == pytest.approx(gpu_ms)
@@ -77,7 +77,7 @@ def test_without_hiding_a_slow_host_is_timed_too(stream):
     # What the timing measured before the host work was hidden: the loop runs at the host's
     # pace, the flush covers FLUSH_MS of each 0.5 ms and the timed interval is the rest, twice
     # the GPU work of 0.2 ms.
-    timing = common.time_cuda(op(stream, 0.5, 0.2), reps=20, min_reps=20, hide_host=False)
+    timing = bench_timing.time_cuda(op(stream, 0.5, 0.2), reps=20, min_reps=20, hide_host=False)
     assert timing.median_ms == pytest.approx(0.5 - FLUSH_MS)
     assert "host work hidden" not in timing.method
 
@@ -89,5 +89,5 @@ def test_a_host_sync_inside_the_call_is_still_paid(stream):
         stream.host_work(0.3)
         stream.enqueue(0.1)
 
-    timing = common.time_cuda(fn, reps=20, min_reps=20)
+    timing = bench_timing.time_cuda(fn, reps=20, min_reps=20)
     assert timing.median_ms == pytest.approx(0.2 + 0.3 + 0.1)
