@@ -6,6 +6,7 @@ is available, and :func:`build_info` says why.
 """
 
 from cookbook_ops import (  # noqa: E402
+    _deprecation,
     _library,  # noqa: F401  (schemas first: kernels register against them)
     nn,
     recipe,
@@ -39,3 +40,15 @@ __all__ = [
     "reference",
     "use_backend",
 ]
+
+
+def __getattr__(name: str):
+    # The training utilities' old home (cookbook_ops.metrics, ...), for one release. Caching
+    # the module here makes the warning fire once: ``from cookbook_ops import metrics`` looks
+    # the name up twice.
+    if name in _deprecation.MOVED_TO_RECIPE:
+        _deprecation.warn_moved_to_recipe(name, stacklevel=2)
+        module = getattr(recipe, name)
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
