@@ -30,18 +30,25 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import common
 import make_report
 import torch
 import torch.nn.functional as F
+from harness import driver, spec
+from harness.cases import GRAD_LIMIT_MESSAGE, Case, Prepared, max_relative_error, prepare_call
+from harness.environment import import_cookbook_ops
+from harness.floors import element_size
+from harness.groups import new_records, time_group
+from harness.impls import OUR_BACKENDS, backend_unavailable_reason, impl_fn, unknown_impl
+from harness.spec import BenchSpec, dtype_name
+from harness.timing import Timing, time_cpu, time_cuda
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 EPS = 1e-5
 BENCHMARK = "bilinear_pool"
 FORWARD_OP = "bilinear_pool_forward"
-PASSES = common.PASSES
-IMPLS = ("eager", "compile", *common.OUR_BACKENDS)
+PASSES = spec.PASSES
+IMPLS = ("eager", "compile", *OUR_BACKENDS)
 
 
 @dataclass(frozen=True)
@@ -157,19 +164,19 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
     if impl in ("eager", "compile"):
         return None
-    if impl in common.OUR_BACKENDS:
+    if impl in OUR_BACKENDS:
         if impl == "reference" and (_has_public_op() or _has_reference_module()):
             return None
         if not _has_public_op():
             return "not available: cookbook_ops.bilinear_pool is not in this build"
         probe = functools.partial(_probe, impl, device)
-        return common.backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
-    raise common.unknown_impl(impl, IMPLS)
+        return backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
+    raise unknown_impl(impl, IMPLS)
 
 
 def make_pool_fn(impl: str):
     """A fresh ``pool(x, y) -> z`` for one (shape, dtype, pass) group."""
-    return common.impl_fn(impl, eager_pool, _ours)
+    return impl_fn(impl, eager_pool, _ours)
 
 
 IMPL_LABELS = {"eager": "torch eager (snippet)"}
@@ -191,7 +198,7 @@ def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int:
     z = shape.n * shape.d1 * shape.d2_eff
     fwd = inputs + z
     bwd = 2 * z + 2 * inputs  # grad_z and z in; inputs in, their gradients out
-    return common.element_size(dtype) * (fwd if pass_ == "fwd" else fwd + bwd)
+    return element_size(dtype) * (fwd if pass_ == "fwd" else fwd + bwd)
 
 
 def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
@@ -208,7 +215,7 @@ def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> 
     From the fastest call, not the median: load from other processes only ever slows a call,
     and a floor inflated by one busy moment would credit every implementation with beating it.
     """
-    key = f"{shape.label} {common.dtype_name(dtype)}"
+    key = f"{shape.label} {dtype_name(dtype)}"
     if key in MATMUL_RATES:
         return MATMUL_RATES[key]
     dev = torch.device(device)
@@ -217,9 +224,9 @@ def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> 
     bt = b.transpose(1, 2)
     fn = functools.partial(torch.bmm, a, bt)
     if dev.type == "cuda":
-        timing = common.time_cuda(fn, **effort)
+        timing = time_cuda(fn, **effort)
     else:
-        timing = common.time_cpu(
+        timing = time_cpu(
             fn,
             warmup=max(effort["warmup"], 2),
             reps=max(effort["reps"], 30),
@@ -246,7 +253,7 @@ def matmul_rate(shape: Shape, dtype: torch.dtype, device: str, effort: dict) -> 
 # --- one case ---------------------------------------------------------------------------------
 
 
-def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> Case:
     """The inputs of one group, with z and the input gradients of the reference evaluated in
     float64."""
     x0, y0, grad_z = make_inputs(shape, dtype, device)
@@ -257,10 +264,10 @@ def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> comm
     if pass_ != "fwd":
         z.backward(grad_z.double())
         grads = [x.grad] + ([] if y is None else [y.grad])
-    return common.Case(shape, dtype, pass_, device, (x0, y0, grad_z), (z.detach(), grads))
+    return Case(shape, dtype, pass_, device, (x0, y0, grad_z), (z.detach(), grads))
 
 
-def prepare(impl: str, case: common.Case) -> common.Prepared:
+def prepare(impl: str, case: Case) -> Prepared:
     """Build the timed callable, run it once (compiling if needed) and compare with float64."""
     pool = make_pool_fn(impl)
     x0, y0, grad_z = case.inputs
@@ -272,15 +279,15 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
     def check(z):
         grad_err = None
         if grads_ref is not None:
-            grad_err = max(common.max_relative_error(t.grad, g) for t, g in zip(inputs, grads_ref))
-        return {"out_err": common.max_relative_error(z.detach(), z_ref), "grad_err": grad_err}
+            grad_err = max(max_relative_error(t.grad, g) for t, g in zip(inputs, grads_ref))
+        return {"out_err": max_relative_error(z.detach(), z_ref), "grad_err": grad_err}
 
     out_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
     limits = {
         "out_err": (out_tol, "z off by {:.2e} (of max |z|)"),
-        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+        "grad_err": (grad_tol, GRAD_LIMIT_MESSAGE),
     }
-    return common.prepare_call(
+    return prepare_call(
         impl,
         lambda: pool(x, y),
         inputs,
@@ -292,7 +299,7 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
     )
 
 
-def finish_record(rec: dict, timing: common.Timing, copy_gbps: float, rate: dict) -> dict:
+def finish_record(rec: dict, timing: Timing, copy_gbps: float, rate: dict) -> dict:
     median = timing.median_ms
     compute_ms = rec["floor_flops"] / (rate["TFLOPs"] * 1e12) * 1e3
     memory_ms = rec["floor_bytes"] / (copy_gbps * 1e9) * 1e3
@@ -325,9 +332,9 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
     """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
     case = make_case(shape, dtype, pass_, device)
     rate = matmul_rate(shape, dtype, device, effort)
-    records = common.new_records(case, impls, impl_label, record_fields)
+    records = new_records(case, impls, impl_label, record_fields)
     finish = functools.partial(finish_record, copy_gbps=copy_gbps, rate=rate)
-    return common.time_group(case, records, prepare, finish, effort, progress)
+    return time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -342,7 +349,7 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
-SPEC = common.BenchSpec(
+SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
     call=f"cookbook_ops.bilinear_pool(x, y, eps={EPS}) and the cookbook's snippet",
@@ -360,7 +367,7 @@ SPEC = common.BenchSpec(
 
 
 def main(argv=None) -> int:
-    return common.main(SPEC, argv)
+    return driver.main(SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,31 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import common
 import make_report
 import torch
 import torch.nn.functional as F
+from harness import driver, spec
+from harness.cases import GRAD_LIMIT_MESSAGE, Case, Prepared, prepare_call
+from harness.environment import import_cookbook_ops
+from harness.floors import element_size, memory_floor_numbers
+from harness.groups import new_records, time_group
+from harness.impls import (
+    OUR_BACKENDS,
+    backend_unavailable_reason,
+    impl_fn,
+    import_failure,
+    unknown_impl,
+)
+from harness.spec import BenchSpec
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 SMOOTHING = 0.1
 BENCHMARK = "label_smoothing_cross_entropy"
 FORWARD_OP = "label_smoothing_cross_entropy_forward"
-PASSES = common.PASSES
+PASSES = spec.PASSES
 COMPILED_BACKENDS = ("cpu", "cuda", "triton")
-IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "timm", "liger")
+IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm", "liger")
 
 
 @dataclass(frozen=True)
@@ -106,17 +118,17 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
     if impl in ("eager", "compile"):
         return None
-    if impl in common.OUR_BACKENDS:
-        return common.backend_unavailable_reason(
+    if impl in OUR_BACKENDS:
+        return backend_unavailable_reason(
             impl, device, (FORWARD_OP,), functools.partial(_probe, impl, device)
         )
     if impl == "timm":
-        return common.import_failure("timm", "timm.loss")
+        return import_failure("timm", "timm.loss")
     if impl == "liger":
         if torch.device(device).type != "cuda":
             return "Liger-Kernel runs on CUDA only"
-        return common.import_failure("liger_kernel", "liger_kernel.transformers")
-    raise common.unknown_impl(impl, IMPLS)
+        return import_failure("liger_kernel", "liger_kernel.transformers")
+    raise unknown_impl(impl, IMPLS)
 
 
 def _timm_loss():
@@ -133,14 +145,14 @@ def _liger_loss():
 
 def make_loss_fn(impl: str):
     """A fresh ``loss(x, t) -> scalar mean loss`` for one (shape, dtype, pass) group."""
-    return common.impl_fn(impl, eager_loss, _ours, timm=_timm_loss, liger=_liger_loss)
+    return impl_fn(impl, eager_loss, _ours, timm=_timm_loss, liger=_liger_loss)
 
 
 # --- bytes ----------------------------------------------------------------------------------
 
 
 def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int:
-    return shape.n * shape.c * common.element_size(dtype) * (1 if pass_ == "fwd" else 2)
+    return shape.n * shape.c * element_size(dtype) * (1 if pass_ == "fwd" else 2)
 
 
 def bytes_moved_estimate(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
@@ -151,7 +163,7 @@ def bytes_moved_estimate(impl: str, shape: Shape, dtype: torch.dtype, pass_: str
     """
     if impl not in COMPILED_BACKENDS:
         return None
-    return shape.n * shape.c * common.element_size(dtype) * (1 if pass_ == "fwd" else 3)
+    return shape.n * shape.c * element_size(dtype) * (1 if pass_ == "fwd" else 3)
 
 
 def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
@@ -164,7 +176,7 @@ def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> di
 # --- one case ---------------------------------------------------------------------------------
 
 
-def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> Case:
     """Logits and targets of one group, with eager's loss (and gradient) on them."""
     dev = torch.device(device)
     x0 = torch.randn(shape.n, shape.c, device=dev, dtype=torch.float32).to(dtype)
@@ -176,10 +188,10 @@ def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> comm
         expected_loss.backward()
         expected_grad = xe.grad
     expected = (expected_loss.detach(), expected_grad)
-    return common.Case(shape, dtype, pass_, device, (x0, target), expected)
+    return Case(shape, dtype, pass_, device, (x0, target), expected)
 
 
-def prepare(impl: str, case: common.Case) -> common.Prepared:
+def prepare(impl: str, case: Case) -> Prepared:
     """Build the timed callable, run it once (compiling if needed) and compare with eager."""
     loss_fn = make_loss_fn(impl)
     x0, target = case.inputs
@@ -203,25 +215,25 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
     loss_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
     limits = {
         "loss_err": (loss_tol, "loss off by {:.2e} (relative)"),
-        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+        "grad_err": (grad_tol, GRAD_LIMIT_MESSAGE),
     }
-    return common.prepare_call(impl, lambda: loss_fn(x, target), [x], case, check, limits, "eager")
+    return prepare_call(impl, lambda: loss_fn(x, target), [x], case, check, limits, "eager")
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
     case = make_case(shape, dtype, pass_, device)
-    records = common.new_records(
+    records = new_records(
         case, impls, make_report.impl_label, record_fields, shape=shape_dict(shape)
     )
-    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
-    return common.time_group(case, records, prepare, finish, effort, progress, baselines=("eager",))
+    finish = functools.partial(memory_floor_numbers, copy_gbps=copy_gbps)
+    return time_group(case, records, prepare, finish, effort, progress, baselines=("eager",))
 
 
 # --- driver -----------------------------------------------------------------------------------
 
 
-shape_dict = functools.partial(common.shape_dict, with_label=False)
+shape_dict = functools.partial(spec.shape_dict, with_label=False)
 
 
 def parse_shapes(text: str) -> list[Shape]:
@@ -232,7 +244,7 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
-SPEC = common.BenchSpec(
+SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
     call=f"F.cross_entropy(x, t, label_smoothing={SMOOTHING}) and equivalents, mean",
@@ -250,7 +262,7 @@ SPEC = common.BenchSpec(
 
 
 def main(argv=None) -> int:
-    return common.main(SPEC, argv)
+    return driver.main(SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -48,15 +48,28 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import common
 import make_report
 import torch
+from harness import driver, spec
+from harness.cases import GRAD_LIMIT_MESSAGE, Case, Prepared, max_relative_error, prepare_call
+from harness.environment import import_cookbook_ops
+from harness.floors import element_size, memory_floor_numbers
+from harness.groups import new_records, time_group
+from harness.impls import (
+    OUR_BACKENDS,
+    available_backends,
+    backend_unavailable_reason,
+    impl_fn,
+    import_failure,
+    unknown_impl,
+)
+from harness.spec import BenchSpec, dtype_name, parse_kind_sizes
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 BENCHMARK = "mixup"
-PASSES = common.PASSES
-IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "timm")
+PASSES = spec.PASSES
+IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm")
 VARIANTS = ("mixup", "mixup_per_sample", "pairs_inplace", "cutmix", "cutmix_one_box")
 FORWARD_ONLY = ("pairs_inplace",)
 NUM_CLASSES = 1000  # for the dense targets timm's Mixup builds in the same call
@@ -118,7 +131,7 @@ QUICK_SHAPES = {
 }
 
 # The default effort, with fewer and shorter CPU rounds: five variants per size.
-EFFORT = {**common.EFFORT, ("cpu", False): dict(warmup=2, reps=30, min_reps=7, budget_s=1.0)}
+EFFORT = {**spec.EFFORT, ("cpu", False): dict(warmup=2, reps=30, min_reps=7, budget_s=1.0)}
 
 # Max |error| over max |float64 reference| for the output and the input gradient. A blend
 # rounds once to the dtype, so 16-bit results sit within one rounding step.
@@ -269,7 +282,7 @@ def make_blend_fn(impl: str, variant: str, inp: Inputs, dtype: torch.dtype):
         return lambda x: mixer(x, inp.labels)
 
     ours = functools.partial(_ours_fn, variant, inp)
-    return common.impl_fn(impl, _eager_fn(variant, inp, dtype), ours, timm=timm)
+    return impl_fn(impl, _eager_fn(variant, inp, dtype), ours, timm=timm)
 
 
 # --- availability -------------------------------------------------------------------------------
@@ -288,13 +301,13 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device`` (for some variant), else why not."""
     if impl in ("eager", "compile"):
         return None
-    if impl in common.OUR_BACKENDS:
+    if impl in OUR_BACKENDS:
         ops = tuple(dict.fromkeys(forward_op(v) for v in VARIANTS))
         probe = functools.partial(_probe, impl, device)
-        return common.backend_unavailable_reason(impl, device, ops, probe)
+        return backend_unavailable_reason(impl, device, ops, probe)
     if impl == "timm":
-        return common.import_failure("timm", "timm.data:Mixup")
-    raise common.unknown_impl(impl, IMPLS)
+        return import_failure("timm", "timm.data:Mixup")
+    raise unknown_impl(impl, IMPLS)
 
 
 def not_applicable(impl: str, variant: str, pass_: str, device: str, n: int = 2) -> str | None:
@@ -305,9 +318,7 @@ def not_applicable(impl: str, variant: str, pass_: str, device: str, n: int = 2)
         return "timm's Mixup mixes in place, without gradients"
     if impl == "timm" and n % 2:
         return "timm's Mixup needs an even batch"
-    if impl in common.OUR_BACKENDS and impl not in common.available_backends(
-        device, forward_op(variant)
-    ):
+    if impl in OUR_BACKENDS and impl not in available_backends(device, forward_op(variant)):
         return f"no {impl} kernel for {forward_op(variant)}"
     return None
 
@@ -328,14 +339,14 @@ def impl_label(impl: str, variant: str) -> str:
 def floor_bytes(shape: Shape, dtype: torch.dtype, pass_: str) -> int | None:
     fwd, fwd_bwd = FLOOR_ELEMENTS[shape.variant]
     per_element = fwd if pass_ == "fwd" else fwd_bwd
-    return None if per_element is None else per_element * shape.numel * common.element_size(dtype)
+    return None if per_element is None else per_element * shape.numel * element_size(dtype)
 
 
 def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
     return {"floor_bytes": floor_bytes(shape, dtype, pass_)}
 
 
-def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> Case:
     """The inputs of one group, with the output and input gradient of the reference evaluated
     in float64."""
     from cookbook_ops.reference import mixup as reference
@@ -355,7 +366,7 @@ def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> comm
     if pass_ != "fwd":
         out.backward(inp.grad_out.double())
         grad = x.grad
-    return common.Case(shape, dtype, pass_, device, inp, (out.detach(), grad))
+    return Case(shape, dtype, pass_, device, inp, (out.detach(), grad))
 
 
 def timm_error(variant, x_before, out, target, labels) -> float:
@@ -377,13 +388,13 @@ def timm_error(variant, x_before, out, target, labels) -> float:
         changed = (result != a).flatten(1).double().mean(1)
         return float((changed - (1 - lam)).abs().max())
     lam = lam.view(-1, *([1] * (a.dim() - 1)))
-    return common.max_relative_error(result, lam * a + (1 - lam) * b)
+    return max_relative_error(result, lam * a + (1 - lam) * b)
 
 
 # --- one case ---------------------------------------------------------------------------------
 
 
-def prepare(impl: str, case: common.Case) -> common.Prepared:
+def prepare(impl: str, case: Case) -> Prepared:
     """Build the timed callable, run it once (compiling if needed) and check it."""
     inp, variant = case.inputs, case.shape.variant
     blend = make_blend_fn(impl, variant, inp, case.dtype)
@@ -396,8 +407,8 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
             out, target = out
             out_err = timm_error(variant, x_before, out, target, inp.labels)
         else:
-            out_err = common.max_relative_error(out.detach(), out_ref)
-        grad_err = None if grad_ref is None else common.max_relative_error(x.grad, grad_ref)
+            out_err = max_relative_error(out.detach(), out_ref)
+        grad_err = None if grad_ref is None else max_relative_error(x.grad, grad_ref)
         return {"out_err": out_err, "grad_err": grad_err}
 
     out_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
@@ -405,9 +416,9 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
         out_tol = TIMM_CUTMIX_TOLERANCE.get(case.dtype, TIMM_CUTMIX_TOLERANCE_16BIT)
     limits = {
         "out_err": (out_tol, "output off by {:.2e}"),
-        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+        "grad_err": (grad_tol, GRAD_LIMIT_MESSAGE),
     }
-    return common.prepare_call(
+    return prepare_call(
         impl,
         lambda: blend(x),
         [x],
@@ -421,7 +432,7 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (variant shape, dtype, pass); eager first, ratios against it."""
-    label = f"{shape.label} {common.dtype_name(dtype)} {pass_}"
+    label = f"{shape.label} {dtype_name(dtype)} {pass_}"
     if pass_ != "fwd" and shape.variant in FORWARD_ONLY:
         progress.update(f"{label}: forward only", n=len(impls))
         note = f"{shape.variant} is timed forward only: it works in place on data"
@@ -441,11 +452,11 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
             if note not in NOTES:
                 NOTES.append(note)
 
-    records = common.new_records(
+    records = new_records(
         case, timed, functools.partial(impl_label, variant=shape.variant), record_fields
     )
-    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
-    return common.time_group(case, records, prepare, finish, effort, progress)
+    finish = functools.partial(memory_floor_numbers, copy_gbps=copy_gbps)
+    return time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -453,11 +464,11 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
 
 def parse_shapes(text: str) -> list[Shape]:
     """``[variant:]NxCxHxW`` items; without a variant, every variant of that size."""
-    items = common.parse_kind_sizes(text, VARIANTS, "variant")
+    items = parse_kind_sizes(text, VARIANTS, "variant")
     return [Shape(v, n, c, h, w, "custom") for v, (n, c, h, w) in items]
 
 
-SPEC = common.BenchSpec(
+SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
     call=(
@@ -491,7 +502,7 @@ SPEC = common.BenchSpec(
 
 
 def main(argv=None) -> int:
-    return common.main(SPEC, argv)
+    return driver.main(SPEC, argv)
 
 
 if __name__ == "__main__":

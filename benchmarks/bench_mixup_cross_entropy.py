@@ -38,21 +38,33 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import common
 import make_report
 import torch
 import torch.nn.functional as F
 
 # The logits-sized traffic is that of the label-smoothed cross-entropy: the same model.
 from bench_label_smoothing_cross_entropy import record_fields
+from harness import driver, spec
+from harness.cases import GRAD_LIMIT_MESSAGE, Case, Prepared, max_relative_error, prepare_call
+from harness.environment import import_cookbook_ops
+from harness.floors import memory_floor_numbers
+from harness.groups import new_records, time_group
+from harness.impls import (
+    OUR_BACKENDS,
+    backend_unavailable_reason,
+    impl_fn,
+    import_failure,
+    unknown_impl,
+)
+from harness.spec import BenchSpec, parse_kind_sizes
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 SMOOTHING = 0.1
 BENCHMARK = "mixup_cross_entropy"
 FORWARD_OP = "mixup_cross_entropy_forward"
-PASSES = common.PASSES
-IMPLS = ("eager", "compile", *common.OUR_BACKENDS, "dense", "timm")
+PASSES = spec.PASSES
+IMPLS = ("eager", "compile", *OUR_BACKENDS, "dense", "timm")
 LAM_KINDS = ("scalar", "per_sample")
 
 
@@ -151,19 +163,19 @@ def unavailable_reason(impl: str, device: str) -> str | None:
     """None if ``impl`` can be benchmarked on ``device``, else why not."""
     if impl in ("eager", "compile", "dense"):
         return None
-    if impl in common.OUR_BACKENDS:
+    if impl in OUR_BACKENDS:
         probe = functools.partial(_probe, impl, device)
-        return common.backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
+        return backend_unavailable_reason(impl, device, (FORWARD_OP,), probe)
     if impl == "timm":
-        return common.import_failure(
+        return import_failure(
             "timm", "timm.data.mixup:mixup_target", "timm.loss:SoftTargetCrossEntropy"
         )
-    raise common.unknown_impl(impl, IMPLS)
+    raise unknown_impl(impl, IMPLS)
 
 
 def make_loss_fn(impl: str):
     """A fresh ``loss(x, ya, yb, lam) -> mean loss`` for one (shape, dtype, pass) group."""
-    return common.impl_fn(impl, eager_loss, _ours, dense=lambda: dense_loss, timm=_timm_loss)
+    return impl_fn(impl, eager_loss, _ours, dense=lambda: dense_loss, timm=_timm_loss)
 
 
 IMPL_LABELS = {
@@ -197,7 +209,7 @@ def make_inputs(shape: Shape, dtype: torch.dtype, device: str, seed: int = 0) ->
     return Inputs(x0, target_a, target_a.flip(0), lam)
 
 
-def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> Case:
     """The inputs of one group, with the loss and gradient of the cookbook's expression in
     float64."""
     inp = make_inputs(shape, dtype, device)
@@ -208,10 +220,10 @@ def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> comm
     if pass_ != "fwd":
         loss.backward()
         grad = x.grad
-    return common.Case(shape, dtype, pass_, device, inp, (loss.detach(), grad))
+    return Case(shape, dtype, pass_, device, inp, (loss.detach(), grad))
 
 
-def prepare(impl: str, case: common.Case) -> common.Prepared:
+def prepare(impl: str, case: Case) -> Prepared:
     """Build the timed callable, run it once (compiling if needed) and compare with float64."""
     loss_fn = make_loss_fn(impl)
     inp = case.inputs
@@ -220,24 +232,24 @@ def prepare(impl: str, case: common.Case) -> common.Prepared:
 
     def check(loss):
         loss_err = float((loss.detach().double() - loss_ref).abs() / loss_ref.abs().clamp_min(1.0))
-        grad_err = None if grad_ref is None else common.max_relative_error(x.grad, grad_ref)
+        grad_err = None if grad_ref is None else max_relative_error(x.grad, grad_ref)
         return {"loss_err": loss_err, "grad_err": grad_err}
 
     loss_tol, grad_tol = TOLERANCE.get(case.dtype, TOLERANCE_16BIT)
     limits = {
         "loss_err": (loss_tol, "loss off by {:.2e} (relative)"),
-        "grad_err": (grad_tol, common.GRAD_LIMIT_MESSAGE),
+        "grad_err": (grad_tol, GRAD_LIMIT_MESSAGE),
     }
     forward = lambda: loss_fn(x, inp.target_a, inp.target_b, inp.lam)
-    return common.prepare_call(impl, forward, [x], case, check, limits, "float64 expression")
+    return prepare_call(impl, forward, [x], case, check, limits, "float64 expression")
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
     """Every implementation on one (shape, dtype, pass); eager first, ratios against it."""
     case = make_case(shape, dtype, pass_, device)
-    records = common.new_records(case, impls, impl_label, record_fields)
-    finish = functools.partial(common.memory_floor_numbers, copy_gbps=copy_gbps)
-    return common.time_group(case, records, prepare, finish, effort, progress)
+    records = new_records(case, impls, impl_label, record_fields)
+    finish = functools.partial(memory_floor_numbers, copy_gbps=copy_gbps)
+    return time_group(case, records, prepare, finish, effort, progress)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -245,11 +257,11 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
 
 def parse_shapes(text: str) -> list[Shape]:
     """``[scalar:|per_sample:]NxC`` items; without a lam kind, both kinds of that size."""
-    items = common.parse_kind_sizes(text, LAM_KINDS, "lam kind")
+    items = parse_kind_sizes(text, LAM_KINDS, "lam kind")
     return [Shape(n, c, lam, "custom") for lam, (n, c) in items]
 
 
-SPEC = common.BenchSpec(
+SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
     call=(
@@ -280,7 +292,7 @@ SPEC = common.BenchSpec(
 
 
 def main(argv=None) -> int:
-    return common.main(SPEC, argv)
+    return driver.main(SPEC, argv)
 
 
 if __name__ == "__main__":

@@ -36,16 +36,29 @@ import functools
 import sys
 from dataclasses import dataclass
 
-import common
 import make_report
 import torch
+from harness import driver, spec
+from harness.cases import Case, Prepared, max_relative_error, prepare_call
+from harness.environment import import_cookbook_ops
+from harness.floors import element_size, memory_floor_numbers
+from harness.groups import new_records, time_group
+from harness.impls import (
+    OUR_BACKENDS,
+    backend_unavailable_reason,
+    compile_static,
+    import_failure,
+    unknown_impl,
+)
+from harness.spec import BenchSpec, dtype_name, parse_kind_sizes
+from harness.timing import Timing
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 BENCHMARK = "normalize_images"
 OP = "normalize_images_forward"
 PASSES = ("fwd",)
-IMPLS = ("eager", "compile", "per_image", *common.OUR_BACKENDS)
+IMPLS = ("eager", "compile", "per_image", *OUR_BACKENDS)
 VARIANTS = ("plain", "flip", "mixup", "flip_mixup")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
@@ -94,7 +107,7 @@ QUICK_SHAPES = {
 }
 # The default effort, with fewer CPU rounds: a batch of images takes long on the CPU.
 EFFORT = {
-    **common.EFFORT,
+    **spec.EFFORT,
     ("cpu", False): dict(warmup=2, reps=20, min_reps=5, budget_s=1.5),
     ("cpu", True): dict(warmup=1, reps=6, min_reps=3, budget_s=0.2),
 }
@@ -125,7 +138,7 @@ def make_inputs(shape: Shape, device: str, seed: int = 0) -> Inputs:
     return Inputs(images, flip, lam, index)
 
 
-def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> common.Case:
+def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> Case:
     """The inputs of one group, with the formula evaluated in float64 (flip, scale,
     normalize, blend), NCHW."""
     inp = make_inputs(shape, device)
@@ -138,7 +151,7 @@ def make_case(shape: Shape, dtype: torch.dtype, pass_: str, device: str) -> comm
     if inp.lam is not None:
         lam = inp.lam.double().view(-1, 1, 1, 1)
         v = lam * v + (1 - lam) * v[inp.index]
-    return common.Case(shape, dtype, pass_, device, inp, v)
+    return Case(shape, dtype, pass_, device, inp, v)
 
 
 # --- implementations --------------------------------------------------------------------------
@@ -204,11 +217,11 @@ def make_fn(impl: str, inp: Inputs, out_dtype):
     if impl == "eager":
         return lambda: torchvision_chain(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
     if impl == "compile":
-        compiled = common.compile_static(torchvision_chain)
+        compiled = compile_static(torchvision_chain)
         return lambda: compiled(inp.images, inp.flip, inp.lam, inp.index, out_dtype)
     if impl == "per_image":
         return per_image_loader(inp, out_dtype)
-    if impl in common.OUR_BACKENDS:
+    if impl in OUR_BACKENDS:
         mixup = None if inp.lam is None else (inp.lam, inp.index)
         return lambda: cookbook_ops.normalize_images(
             inp.images, MEAN, STD, flip=inp.flip, mixup=mixup, out_dtype=out_dtype, backend=impl
@@ -221,13 +234,13 @@ def make_fn(impl: str, inp: Inputs, out_dtype):
 
 def unavailable_reason(impl: str, device: str) -> str | None:
     if impl in ("eager", "compile", "per_image"):
-        reason = common.import_failure("torchvision", "torchvision")
+        reason = import_failure("torchvision", "torchvision")
         if reason is None and impl == "per_image" and torch.device(device).type != "cpu":
             return "the per-image DataLoader pipeline runs on the CPU (see the CPU run)"
         return reason
-    if impl in common.OUR_BACKENDS:
-        return common.backend_unavailable_reason(impl, device, (OP,))
-    raise common.unknown_impl(impl, IMPLS)
+    if impl in OUR_BACKENDS:
+        return backend_unavailable_reason(impl, device, (OP,))
+    raise unknown_impl(impl, IMPLS)
 
 
 def not_applicable(impl: str, variant: str) -> str | None:
@@ -248,42 +261,42 @@ impl_label = functools.partial(make_report.impl_label, overrides=IMPL_LABELS)
 
 
 def floor_bytes(shape: Shape, dtype: torch.dtype) -> int:
-    return shape.numel * (1 + common.element_size(dtype))
+    return shape.numel * (1 + element_size(dtype))
 
 
 def record_fields(impl: str, shape: Shape, dtype: torch.dtype, pass_: str) -> dict:
     return {"floor_bytes": floor_bytes(shape, dtype)}
 
 
-def prepare(impl: str, case: common.Case) -> common.Prepared:
+def prepare(impl: str, case: Case) -> Prepared:
     """Build the timed call, run it once (compiling if needed) and compare with float64."""
     fn = make_fn(impl, case.inputs, case.dtype)
 
     def check(out):
-        err = common.max_relative_error(out.to(case.expected.device), case.expected)
+        err = max_relative_error(out.to(case.expected.device), case.expected)
         if not out.is_contiguous():
             err = float("inf")  # the contract is a contiguous NCHW batch
         return {"out_err": err}
 
     limits = {"out_err": (TOLERANCE[case.dtype], "output off by {:.2e} (of max |out|)")}
-    return common.prepare_call(impl, fn, [], case, check, limits, "float64 formula")
+    return prepare_call(impl, fn, [], case, check, limits, "float64 formula")
 
 
-def finish_record(rec: dict, timing: common.Timing, copy_gbps: float, n: int) -> dict:
-    common.memory_floor_numbers(rec, timing, copy_gbps)
+def finish_record(rec: dict, timing: Timing, copy_gbps: float, n: int) -> dict:
+    memory_floor_numbers(rec, timing, copy_gbps)
     rec["images_per_s"] = n / (timing.median_ms * 1e-3)
     return rec
 
 
 def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -> list[dict]:
-    label = f"{shape.label} {common.dtype_name(dtype)}"
+    label = f"{shape.label} {dtype_name(dtype)}"
     case = make_case(shape, dtype, pass_, device)
     timed = [i for i in impls if not_applicable(i, shape.variant) is None]
     if len(timed) < len(impls):
         progress.update(f"{label}: per-image pipeline not applicable", n=len(impls) - len(timed))
-    records = common.new_records(case, timed, impl_label, record_fields)
+    records = new_records(case, timed, impl_label, record_fields)
     finish = functools.partial(finish_record, copy_gbps=copy_gbps, n=shape.n)
-    return common.time_group(case, records, prepare, finish, effort, progress, label=label)
+    return time_group(case, records, prepare, finish, effort, progress, label=label)
 
 
 # --- driver -----------------------------------------------------------------------------------
@@ -291,11 +304,11 @@ def run_group(shape, dtype, pass_, impls, device, effort, copy_gbps, progress) -
 
 def parse_shapes(text: str) -> list[Shape]:
     """``[variant:]NxHxWxC`` items; without a variant, every variant of that size."""
-    items = common.parse_kind_sizes(text, VARIANTS, "variant")
+    items = parse_kind_sizes(text, VARIANTS, "variant")
     return [Shape(v, n, h, w, c, "custom") for v, (n, h, w, c) in items]
 
 
-SPEC = common.BenchSpec(
+SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
     call=(
@@ -358,7 +371,7 @@ def images_per_second_table(run: dict) -> str:
 
 
 def main(argv=None) -> int:
-    return common.main(SPEC, argv)
+    return driver.main(SPEC, argv)
 
 
 if __name__ == "__main__":

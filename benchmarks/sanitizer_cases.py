@@ -30,10 +30,10 @@ import sys
 import time
 import traceback
 
-import common
 import torch
+from harness.environment import import_cookbook_ops
 
-cookbook_ops = common.import_cookbook_ops()
+cookbook_ops = import_cookbook_ops()
 
 IGNORE_INDEX = -100
 # (atol, rtol relative to the largest reference magnitude) per dtype of the results.

@@ -15,11 +15,11 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import bench_bilinear_pool as bench  # noqa: E402
-import common  # noqa: E402
+from harness.suite import benchmark_params, run_suite_case  # noqa: E402
 
 SHAPES = {device: bench.SHAPES[device] for device in ("cpu", "cuda")}
 
 
-@pytest.mark.parametrize("case", common.benchmark_params(bench, SHAPES))
+@pytest.mark.parametrize("case", benchmark_params(bench, SHAPES))
 def test_bilinear_pool(benchmark, case):
-    common.run_suite_case(benchmark, bench, case, "bilinear_pool ")
+    run_suite_case(benchmark, bench, case, "bilinear_pool ")

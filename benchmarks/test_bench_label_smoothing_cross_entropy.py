@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import bench_label_smoothing_cross_entropy as bench  # noqa: E402
-import common  # noqa: E402
+from harness.suite import benchmark_params, run_suite_case  # noqa: E402
 
 # Small enough that every CPU case finishes in seconds; the GPU list stops short of the 8192-row
 # vocabulary case, which the standalone script covers.
@@ -24,6 +24,6 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("case", common.benchmark_params(bench, SHAPES))
+@pytest.mark.parametrize("case", benchmark_params(bench, SHAPES))
 def test_label_smoothing_cross_entropy(benchmark, case):
-    common.run_suite_case(benchmark, bench, case, "")
+    run_suite_case(benchmark, bench, case, "")

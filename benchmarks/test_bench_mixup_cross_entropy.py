@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import bench_mixup_cross_entropy as bench  # noqa: E402
-import common  # noqa: E402
+from harness.suite import benchmark_params, run_suite_case  # noqa: E402
 
 SHAPES = {
     "cpu": [bench.Shape(256, 1000, lam) for lam in bench.LAM_KINDS]
@@ -24,6 +24,6 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("case", common.benchmark_params(bench, SHAPES))
+@pytest.mark.parametrize("case", benchmark_params(bench, SHAPES))
 def test_mixup_cross_entropy(benchmark, case):
-    common.run_suite_case(benchmark, bench, case, "mixup_cross_entropy ")
+    run_suite_case(benchmark, bench, case, "mixup_cross_entropy ")

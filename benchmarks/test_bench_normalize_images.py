@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("pytest_benchmark")
 
 import bench_normalize_images as bench  # noqa: E402
-import common  # noqa: E402
+from harness.suite import benchmark_params, run_suite_case  # noqa: E402
 
 # Small enough that every CPU case finishes in a second; the GPU list is the script's default.
 SHAPES = {
@@ -24,10 +24,10 @@ SHAPES = {
 }
 
 
-@pytest.mark.parametrize("case", common.benchmark_params(bench, SHAPES))
+@pytest.mark.parametrize("case", benchmark_params(bench, SHAPES))
 def test_normalize_images(benchmark, case):
     why = bench.not_applicable(case.impl, case.shape.variant)
-    common.run_suite_case(
+    run_suite_case(
         benchmark,
         bench,
         case,
