@@ -1,10 +1,12 @@
 """Batch-level Mixup / CutMix (timm's ``Mixup`` semantics) and the matching loss.
 
-Every random choice is drawn on the device of the batch, from an optional ``torch.Generator``,
-and every branch on a random choice is a tensor op (a no-mix sample has lam = 1 and an empty
-box), so nothing here waits for the device: no ``.item()``, no ``bool(tensor)``. Only the
-configuration (which alphas are active, mode, pairing) picks Python branches, so a given
-``Mixup`` always runs the same ops.
+This file is the module: its arguments, their checks, and the blends. The draws (pairings,
+Beta lam, CutMix boxes, ``correct_lam``) are functions in
+:mod:`cookbook_ops.ops.mixup_sampling`. Every random choice is drawn on the device of the
+batch, from an optional ``torch.Generator``, and every branch on a random choice is a tensor
+op (a no-mix sample has lam = 1 and an empty box), so nothing here waits for the device: no
+``.item()``, no ``bool(tensor)``. Only the configuration (which alphas are active, mode,
+pairing) picks Python branches, so a given ``Mixup`` always runs the same ops.
 
 Cost per call: a few tiny (N,)-sized ops to draw the parameters, then one blend kernel when
 only mixup or only CutMix is active (mixup reads x twice and writes once; CutMix reads once
@@ -32,12 +34,18 @@ from cookbook_ops.ops.label_smoothing_cross_entropy import (
 )
 from cookbook_ops.ops.mixup import cutmix, mixup, mixup_pairs_
 from cookbook_ops.ops.mixup_cross_entropy import mixup_cross_entropy
-from cookbook_ops.reference.mixup import cutmix_lam
+from cookbook_ops.ops.mixup_sampling import (  # noqa: F401  (beta_sample, cutmix_boxes: old path)
+    MODES,
+    PAIRINGS,
+    MixParams,
+    beta_sample,
+    cutmix_boxes,
+    identity_params,
+    sample_mix_params,
+)
 
 __all__ = ["MixParams", "MixedTarget", "Mixup", "MixupCrossEntropy"]
 
-MODES = ("batch", "pair", "elem")
-PAIRINGS = ("permutation", "flip", "pairs")
 _BLEND_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8)
 
 
@@ -97,22 +105,6 @@ class MixedTarget:
         )
 
 
-@dataclasses.dataclass
-class MixParams:
-    """One draw of :meth:`Mixup.sample`, all (N,)-shaped tensors on the batch's device.
-
-    index: partner of each sample (a permutation; an involution for "flip" and "pairs").
-    lam: float32 weight of the sample itself (1 where it is not mixed).
-    boxes: (N, 4) int64 CutMix boxes (y0, x0, y1, x1), half-open, empty where a sample is not
-    cut; None when CutMix is off. use_cutmix: bool per sample, None unless both mixup and
-    CutMix are active (otherwise the configuration decides)."""
-
-    index: torch.Tensor
-    lam: torch.Tensor
-    boxes: torch.Tensor | None = None
-    use_cutmix: torch.Tensor | None = None
-
-
 def _check_fraction(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a float; got {type(value).__name__}")
@@ -143,54 +135,6 @@ def _check_minmax(value) -> tuple[float, float] | None:
     if not 0.0 <= low < high <= 1.0:
         raise ValueError(f"cutmix_minmax must satisfy 0 <= min < max <= 1; got {value!r}")
     return float(low), float(high)
-
-
-def beta_sample(alpha: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Beta(alpha, alpha) per entry of a float64 tensor, as X / (X + Y) for X, Y ~ Gamma(alpha).
-
-    Gamma(a) for tiny a underflows (PyTorch clamps it to the smallest normal, which would turn
-    every 0/0 into 0.5), so each gamma is drawn in log space with the identity
-    Gamma(a) = Gamma(a + 1) * U**(1/a), and lam = sigmoid(log X - log Y). Were both logs
-    still infinite, a fair coin stands in for the limit (Beta(a, a) -> Bernoulli(1/2))."""
-    kw = dict(dtype=alpha.dtype, device=alpha.device, generator=generator)
-    log_gamma = []
-    for _ in range(2):
-        boosted = torch._standard_gamma(alpha + 1, generator=generator)
-        uniform = 1 - torch.rand(alpha.shape, **kw)  # (0, 1]: its log is finite
-        log_gamma.append(torch.log(boosted) + torch.log(uniform) / alpha)
-    coin = (torch.rand(alpha.shape, **kw) < 0.5).to(alpha.dtype)
-    diff = log_gamma[0] - log_gamma[1]
-    return torch.where(torch.isnan(diff), coin, torch.sigmoid(diff))
-
-
-def cutmix_boxes(lam: torch.Tensor, centre_y, centre_x, height: int, width: int) -> torch.Tensor:
-    """timm's CutMix box: sides cut_h = int(H * sqrt(1 - lam)) and cut_w = int(W * sqrt(1 - lam))
-    around an integer centre (rows cy - cut_h // 2 up to cy + (cut_h + 1) // 2), clipped to the
-    image. Returns (K, 4) int64 rows (y0, x0, y1, x1)."""
-    ratio = torch.sqrt(1 - lam.double())
-    cut_h = torch.floor(height * ratio).long()
-    cut_w = torch.floor(width * ratio).long()
-    y0 = (centre_y - cut_h // 2).clamp(0, height)
-    y1 = (centre_y + (cut_h + 1) // 2).clamp(0, height)
-    x0 = (centre_x - cut_w // 2).clamp(0, width)
-    x1 = (centre_x + (cut_w + 1) // 2).clamp(0, width)
-    return torch.stack([y0, x0, y1, x1], dim=1)
-
-
-def _uniform_int(low, high, shape, generator, device) -> torch.Tensor:
-    """Integers uniform in [low, high) (tensors or ints, high > low), like numpy's randint."""
-    u = torch.rand(shape, dtype=torch.float64, device=device, generator=generator)
-    span = high - low
-    return (low + torch.floor(u * span).long()).clamp_max(high - 1)
-
-
-def _identity_params(n, device, uses_mixup, uses_cutmix) -> MixParams:
-    """Parameters that leave every sample as it is (mixing switched off)."""
-    position = torch.arange(n, device=device)
-    lam = torch.ones(n, dtype=torch.float32, device=device)
-    boxes = torch.zeros(n, 4, dtype=torch.int64, device=device) if uses_cutmix else None
-    use_cutmix = torch.zeros(n, dtype=torch.bool, device=device)
-    return MixParams(position, lam, boxes, use_cutmix if uses_mixup and uses_cutmix else None)
 
 
 class Mixup(nn.Module):
@@ -316,91 +260,26 @@ class Mixup(nn.Module):
         if not same:
             raise ValueError(f"generator is on {gen_device} but x is on {device}")
 
-    def _partners(self, n: int, device: torch.device) -> torch.Tensor:
-        g = self.generator
-        if self.pairing == "flip":
-            return torch.arange(n - 1, -1, -1, device=device)
-        perm = torch.randperm(n, generator=g, device=device)
-        if self.pairing == "permutation":
-            return perm
-        # Random involution: positions (0, 1), (2, 3), ... of a random permutation are
-        # partners; with an odd n the last position is left as its own partner.
-        position = torch.arange(n, device=device)
-        partner = position ^ 1
-        partner = torch.where(partner < n, partner, position)
-        return torch.empty_like(perm).scatter_(0, perm, perm[partner])
-
     def sample(self, x: torch.Tensor) -> MixParams:
         """Draw one set of mixing parameters for a batch shaped like x, on x's device, with
-        tensor ops only (no host sync). Deterministic given the generator's state."""
+        tensor ops only (no host sync). Deterministic given the generator's state. The math
+        is :func:`cookbook_ops.ops.mixup_sampling.sample_mix_params`."""
         self._check_generator(x.device)
-        n, device, g = x.shape[0], x.device, self.generator
         if not self.mixup_enabled:
-            return _identity_params(n, device, self._uses_mixup, self._uses_cutmix)
-        index = self._partners(n, device)
-        position = torch.arange(n, device=device)
-
-        # One draw per group: the batch, a pair of partners (keyed by its smaller index) or a
-        # sample; group[i] says which draw sample i uses.
-        if self.mode == "batch":
-            draws, group = 1, torch.zeros(n, dtype=torch.int64, device=device)
-        elif self.mode == "pair":
-            draws, group = n, torch.minimum(position, index)
-        else:
-            draws, group = n, None
-
-        def per_sample(v):
-            return v if group is None else v[group]
-
-        f64 = dict(dtype=torch.float64, device=device)
-        mix = torch.rand(draws, generator=g, **f64) < self.prob
-        use_cutmix = None
-        if self._uses_mixup and self._uses_cutmix:
-            use_cutmix = torch.rand(draws, generator=g, **f64) < self.switch_prob
-            alpha = torch.where(
-                use_cutmix,
-                torch.full((draws,), self.cutmix_alpha, **f64),
-                torch.full((draws,), self.mixup_alpha, **f64),
-            )
-        else:
-            alpha_value = self.mixup_alpha if self._uses_mixup else self.cutmix_alpha
-            alpha = torch.full((draws,), alpha_value, **f64)
-        lam = torch.where(mix, beta_sample(alpha, g), 1.0)
-
-        boxes = None
-        fixed = index == position  # its own partner: never mixed
-        if self._uses_cutmix:
-            height, width = x.shape[-2], x.shape[-1]
-            if self.cutmix_minmax is None:
-                centre_y = _uniform_int(0, height, (draws,), g, device)
-                centre_x = _uniform_int(0, width, (draws,), g, device)
-                boxes = cutmix_boxes(lam, centre_y, centre_x, height, width)
-            else:
-                low, high = self.cutmix_minmax
-                bounds_h = (int(height * low), int(height * high))
-                bounds_w = (int(width * low), int(width * high))
-                if bounds_h[0] >= bounds_h[1] or bounds_w[0] >= bounds_w[1]:
-                    raise ValueError(
-                        f"cutmix_minmax={self.cutmix_minmax} leaves no box size for a "
-                        f"{height}x{width} image (int(side*min) must be < int(side*max))"
-                    )
-                cut_h = _uniform_int(*bounds_h, (draws,), g, device)
-                cut_w = _uniform_int(*bounds_w, (draws,), g, device)
-                y0 = _uniform_int(0, height - cut_h + 1, (draws,), g, device)
-                x0 = _uniform_int(0, width - cut_w + 1, (draws,), g, device)
-                boxes = torch.stack([y0, x0, y0 + cut_h, x0 + cut_w], dim=1)
-            cut = mix if use_cutmix is None else mix & use_cutmix
-            keep = (per_sample(cut) & ~fixed).unsqueeze(1)
-            boxes = torch.where(keep, per_sample(boxes), 0)
-
-        lam = per_sample(lam).to(torch.float32)
-        if use_cutmix is not None:
-            use_cutmix = per_sample(use_cutmix)
-        if boxes is not None and (self.correct_lam or self.cutmix_minmax is not None):
-            box_lam = cutmix_lam(boxes, x.shape[-2], x.shape[-1])
-            lam = box_lam if use_cutmix is None else torch.where(use_cutmix, box_lam, lam)
-        lam = torch.where(fixed, 1.0, lam)
-        return MixParams(index, lam, boxes, use_cutmix)
+            return identity_params(x.shape[0], x.device, self._uses_mixup, self._uses_cutmix)
+        return sample_mix_params(
+            x.shape,
+            x.device,
+            mixup_alpha=self.mixup_alpha,
+            cutmix_alpha=self.cutmix_alpha,
+            cutmix_minmax=self.cutmix_minmax,
+            prob=self.prob,
+            switch_prob=self.switch_prob,
+            mode=self.mode,
+            pairing=self.pairing,
+            correct_lam=self.correct_lam,
+            generator=self.generator,
+        )
 
     def blend(self, x: torch.Tensor, params: MixParams) -> torch.Tensor:
         """Mix x with the drawn parameters (see the module docstring for what each case
