@@ -78,7 +78,7 @@ dist: setup
 test-installed:
 	@ls dist/cookbook_ops-$(VERSION)-*.whl >/dev/null 2>&1 || $(MAKE) dist
 	bash tools/test_installed.sh --venv build/venv-installed \
-	  --torch "torch==$$($(PY) -c 'import torch; print(torch.__version__)')" \
+	  --torch "torch==$$($(PY) -c 'import torch; print(torch.__version__.split("+")[0])')" \
 	  --install "$$(ls dist/cookbook_ops-$(VERSION)-*.whl | head -n1)" \
 	  $$($(PY) -c 'import cookbook_ops; print("--expect-cuda" if cookbook_ops.build_info()["built_with_cuda"] else "")')
 

@@ -49,11 +49,14 @@ py=$venv/bin/python
 "$py" -m pip install --quiet --upgrade pip setuptools wheel
 "$py" -m pip install --quiet "$torch_spec"
 torch_version=$("$py" -c "import torch; print(torch.__version__)")
+# Pins name the public version (2.14.1, not 2.14.1+cu130): an installed local build satisfies
+# it, while an upper-bound constraint such as torch<=2.14.1 rejects the local label.
+torch_pin="torch==${torch_version%%+*}"
 # The test tools, with torch pinned so that nothing swaps it out.
-"$py" -m pip install --quiet -r requirements-dev.txt "torch==$torch_version"
+"$py" -m pip install --quiet -r requirements-dev.txt "$torch_pin"
 # torchvision and timm are the parity oracles of normalize_images and Mixup; a build that does
 # not match this torch fails to import, and is removed so that those tests skip cleanly.
-if "$py" -m pip install --quiet torchvision timm "torch==$torch_version" >/dev/null 2>&1 &&
+if "$py" -m pip install --quiet torchvision timm "$torch_pin" >/dev/null 2>&1 &&
   "$py" -c "import torchvision, timm" >/dev/null 2>&1; then
   echo "test-installed: torchvision and timm installed for torch $torch_version"
 else
