@@ -73,7 +73,7 @@ def check_against_reference(out, images, layout, kwargs, out_dtype, memory_forma
 # --- parity --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("device,backend", backend_params(OP))
+@pytest.mark.parametrize("device,backend", compiled_backend_params(OP))
 @pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
 @pytest.mark.parametrize("out_dtype", OUT_DTYPES, ids=str)
 @pytest.mark.parametrize(

@@ -39,18 +39,19 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cookbook_ops/checks.h>
 #include <cuda_runtime_api.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cookbook_ops/cuda_utils.cuh>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <tuple>
 #include <type_traits>
 #include <vector>
+
+#include "cookbook_ops/checks.h"
+#include "cookbook_ops/cuda_utils.cuh"
 
 namespace cookbook_ops {
 namespace {

@@ -35,15 +35,16 @@
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <cookbook_ops/checks.h>
 #include <torch/library.h>
 
-#include <cookbook_ops/cuda_utils.cuh>
 #include <cstdint>
 #include <limits>
 #include <optional>
 #include <tuple>
 #include <type_traits>
+
+#include "cookbook_ops/checks.h"
+#include "cookbook_ops/cuda_utils.cuh"
 
 namespace cookbook_ops {
 namespace {

@@ -36,10 +36,11 @@
 
 #include <ATen/cuda/detail/IntegerDivider.cuh>
 #include <algorithm>
-#include <cookbook_ops/cuda_utils.cuh>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+
+#include "cookbook_ops/cuda_utils.cuh"
 
 namespace cookbook_ops {
 namespace {

@@ -42,10 +42,11 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cookbook_ops/cuda_utils.cuh>
 #include <cstdint>
 #include <limits>
 #include <optional>
+
+#include "cookbook_ops/cuda_utils.cuh"
 
 namespace cookbook_ops {
 namespace {
