@@ -231,6 +231,24 @@ void symmetric_grad_block(int64_t d, int64_t i0, int64_t mi, int64_t j0, int64_t
     store(tile_b + r * kB, (j0 + r) * d + i0, mi);
   }
 }
+
+// out[r, :] = sum_k w[r * w_row + k * w_col] src[k, :] for r < rows, k < inner, rows of len
+// values: the small products of the direct loops below. Each output is summed in k order.
+template <typename T>
+void small_matmul_scalar(const T* w, int64_t w_row, int64_t w_col, const T* src, T* out,
+                         int64_t rows, int64_t inner, int64_t len) {
+  for (int64_t r = 0; r < rows; ++r) {
+    T* o = out + r * len;
+    std::fill_n(o, len, T(0));
+    for (int64_t k = 0; k < inner; ++k) {
+      const T wk = w[r * w_row + k * w_col];
+      const T* s = src + k * len;
+      for (int64_t e = 0; e < len; ++e) {
+        o[e] += wk * s[e];
+      }
+    }
+  }
+}
 }  // namespace
 }  // namespace cookbook_ops
 
@@ -335,6 +353,38 @@ COOKBOOK_OPS_FLATTEN void grad_pass_vec(const scalar_t* z, const scalar_t* dz, T
     grad_vec(z1, d1, c, a, b).store(out + k + kL);
   }
   grad_pass_scalar(z + k, dz + k, out + k, len - k, k_s);
+}
+
+// small_matmul_scalar with the accumulators in registers across k (the same sums, in the
+// same order, fused multiply-adds).
+template <typename T>
+COOKBOOK_OPS_FLATTEN void small_matmul_vec(const T* w, int64_t w_row, int64_t w_col, const T* src,
+                                           T* out, int64_t rows, int64_t inner, int64_t len) {
+  using Vec = Vectorized<T>;
+  constexpr int64_t kL = Vec::size();
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* wr = w + r * w_row;
+    T* o = out + r * len;
+    int64_t e = 0;
+    for (; e + 2 * kL <= len; e += 2 * kL) {
+      Vec acc0(T(0)), acc1(T(0));
+      for (int64_t k = 0; k < inner; ++k) {
+        const Vec wk(wr[k * w_col]);
+        acc0 = at::vec::fmadd(wk, Vec::loadu(src + k * len + e), acc0);
+        acc1 = at::vec::fmadd(wk, Vec::loadu(src + k * len + e + kL), acc1);
+      }
+      acc0.store(o + e);
+      acc1.store(o + e + kL);
+    }
+    for (; e < len; e += kL) {
+      const int64_t n = std::min(kL, len - e);
+      Vec acc(T(0));
+      for (int64_t k = 0; k < inner; ++k) {
+        acc = at::vec::fmadd(Vec(wr[k * w_col]), Vec::loadu(src + k * len + e, n), acc);
+      }
+      acc.store(o + e, n);
+    }
+  }
 }
 
 }  // namespace
@@ -456,6 +506,163 @@ std::tuple<at::Tensor, at::Tensor> forward_one_stream(const at::Tensor& a, at::S
   return {z, norm};
 }
 
+// ------------------------------------------------------------------------------------------
+// Many small problems (say 4096 samples of 4 channels at 2x2): a GEMM call per sample or per
+// block costs microseconds, far more than the D1*D2*M multiply-adds of such a sample, so these
+// samples run as direct loops instead, from x (y) to z in one go, whole samples per parallel
+// task. The products and passes are the vector ones above where the CPU has them. Everything
+// is in op-math and rounded once, to the output.
+
+// Multiply-adds per sample (D1*D2*M) up to which the direct loops beat the GEMM paths.
+constexpr int64_t kDirectMaxMacs = 32768;
+// Multiply-adds per parallel task of the direct loops: tens of microseconds.
+constexpr int64_t kDirectGrainMacs = 65536;
+
+bool use_direct_loops(int64_t d1, int64_t d2, int64_t m) {
+  // M = 0 keeps the GEMM path's handling (the Python layer rejects it anyway).
+  return m > 0 && d1 <= kDirectMaxMacs && d2 <= kDirectMaxMacs && m <= kDirectMaxMacs &&
+         d1 * d2 * m <= kDirectMaxMacs;
+}
+
+int64_t direct_grain(int64_t d1, int64_t d2, int64_t m) {
+  return std::max<int64_t>(1, kDirectGrainMacs / (d1 * d2 * (m + 1)));
+}
+
+// `len` values of src in op-math: src itself when it already is, else converted into dst.
+template <typename T, typename scalar_t>
+const T* as_opmath(const scalar_t* src, T* dst, int64_t len) {
+  if constexpr (std::is_same_v<T, scalar_t>) {
+    return src;
+  } else {
+    for (int64_t k = 0; k < len; ++k) {
+      dst[k] = static_cast<T>(src[k]);
+    }
+    return dst;
+  }
+}
+
+template <typename T>
+void small_matmul(bool vec, const T* w, int64_t w_row, int64_t w_col, const T* src, T* out,
+                  int64_t rows, int64_t inner, int64_t len) {
+  if (vec) {
+    small_matmul_vec(w, w_row, w_col, src, out, rows, inner, len);
+  } else {
+    small_matmul_scalar(w, w_row, w_col, src, out, rows, inner, len);
+  }
+}
+
+// a: (N, D1, M) contiguous; b: (N, D2, M) contiguous or undefined (one stream).
+template <typename scalar_t>
+void forward_direct(const at::Tensor& a, const at::Tensor& b, at::Tensor& z, at::Tensor& norm,
+                    double eps) {
+  using T = at::opmath_type<scalar_t>;
+  const int64_t N = a.size(0), D1 = a.size(1), M = a.size(2);
+  const bool two = b.defined();
+  const int64_t D2 = two ? b.size(1) : D1;
+  const scalar_t* ap = a.const_data_ptr<scalar_t>();
+  const scalar_t* bp = two ? b.const_data_ptr<scalar_t>() : ap;
+  scalar_t* zp = z.mutable_data_ptr<scalar_t>();
+  T* np = norm.mutable_data_ptr<T>();
+  const T inv_m = T(1) / static_cast<T>(M);
+  const T eps_t = static_cast<T>(eps);
+  const bool vec = cpu::vec_kernels_available();
+  at::parallel_for(0, N, direct_grain(D1, D2, M), [&](int64_t n0, int64_t n1) {
+    // x rows in op-math, y^T (M, D2) and G (D1, D2) of one sample
+    std::vector<T> scratch(D1 * M + M * D2 + D1 * D2);
+    T* x_buf = scratch.data();
+    T* yt = x_buf + D1 * M;
+    T* g = yt + M * D2;
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* xs = as_opmath(ap + n * D1 * M, x_buf, D1 * M);
+      const scalar_t* ys = bp + n * D2 * M;
+      for (int64_t j = 0; j < D2; ++j) {
+        for (int64_t k = 0; k < M; ++k) {
+          yt[k * D2 + j] = static_cast<T>(ys[j * M + k]);
+        }
+      }
+      // G = x y^T; with one stream G[i, j] and G[j, i] are the same products summed in the
+      // same order, so G comes out exactly symmetric.
+      small_matmul(vec, xs, M, 1, yt, g, D1, M, D2);
+      const T sum = vec ? signed_sqrt_pass_vec(g, D1 * D2, inv_m, eps_t)
+                        : signed_sqrt_pass_scalar(g, D1 * D2, inv_m, eps_t);
+      const T norm_n = std::sqrt(sum);
+      np[n] = norm_n;
+      const T scale = T(1) / std::max(norm_n, static_cast<T>(kNormFloor));
+      if (vec) {
+        scale_pass_vec(g, zp + n * D1 * D2, D1 * D2, scale);
+      } else {
+        scale_pass_scalar(g, zp + n * D1 * D2, D1 * D2, scale);
+      }
+    }
+  });
+}
+
+// The backward of forward_direct: grad_x (and grad_y), (N, D, M) in the dtype of x.
+template <typename scalar_t>
+void backward_direct(const at::Tensor& dz, const at::Tensor& a, const at::Tensor& b,
+                     const at::Tensor& z, const at::Tensor& norm, at::Tensor& grad_a,
+                     at::Tensor& grad_b) {
+  using T = at::opmath_type<scalar_t>;
+  const int64_t N = a.size(0), D1 = a.size(1), M = a.size(2);
+  const bool two = b.defined();
+  const int64_t D2 = two ? b.size(1) : D1;
+  const int64_t sq = D1 * D2;
+  const scalar_t* ap = a.const_data_ptr<scalar_t>();
+  const scalar_t* bp = two ? b.const_data_ptr<scalar_t>() : nullptr;
+  const scalar_t* zp = z.const_data_ptr<scalar_t>();
+  const scalar_t* dzp = dz.const_data_ptr<scalar_t>();
+  const T* np = norm.const_data_ptr<T>();
+  scalar_t* gap = grad_a.mutable_data_ptr<scalar_t>();
+  scalar_t* gbp = two ? grad_b.mutable_data_ptr<scalar_t>() : nullptr;
+  const bool vec = cpu::vec_kernels_available();
+  const auto store = [&](const T* src, scalar_t* dst, int64_t len) {
+    if (vec) {
+      scale_pass_vec(src, dst, len, T(1));
+    } else {
+      scale_pass_scalar(src, dst, len, T(1));
+    }
+  };
+  at::parallel_for(0, N, direct_grain(D1, D2, M), [&](int64_t n0, int64_t n1) {
+    // dG / M (D1, D2), x and y rows in op-math, one gradient of up to max(D1, D2) rows
+    std::vector<T> scratch(sq + D1 * M + D2 * M + std::max(D1, D2) * M);
+    T* dg = scratch.data();
+    T* x_buf = dg + sq;
+    T* y_buf = x_buf + D1 * M;
+    T* out = y_buf + D2 * M;
+    for (int64_t n = n0; n < n1; ++n) {
+      const scalar_t* zs = zp + n * sq;
+      const scalar_t* dzs = dzp + n * sq;
+      const T dot = vec ? dot_pass_vec<T>(zs, dzs, sq) : dot_pass_scalar<T>(zs, dzs, sq);
+      const GradCoef<T> k = grad_coef(dot, np[n], M);
+      if (vec) {
+        grad_pass_vec(zs, dzs, dg, sq, k);
+      } else {
+        grad_pass_scalar(zs, dzs, dg, sq, k);
+      }
+      const T* xs = as_opmath(ap + n * D1 * M, x_buf, D1 * M);
+      if (!two) {
+        // dS = dG + dG^T, in place: dA = dS A / M.
+        for (int64_t i = 0; i < D1; ++i) {
+          dg[i * D1 + i] *= T(2);
+          for (int64_t j = i + 1; j < D1; ++j) {
+            const T s = dg[i * D1 + j] + dg[j * D1 + i];
+            dg[i * D1 + j] = s;
+            dg[j * D1 + i] = s;
+          }
+        }
+        small_matmul(vec, dg, D1, 1, xs, out, D1, D1, M);
+        store(out, gap + n * D1 * M, D1 * M);
+        continue;
+      }
+      const T* ys = as_opmath(bp + n * D2 * M, y_buf, D2 * M);
+      small_matmul(vec, dg, D2, 1, ys, out, D1, D2, M);  // dA = dG B / M
+      store(out, gap + n * D1 * M, D1 * M);
+      small_matmul(vec, dg, 1, D2, xs, out, D2, D1, M);  // dB = dG^T A / M
+      store(out, gbp + n * D2 * M, D2 * M);
+    }
+  });
+}
+
 std::tuple<at::Tensor, at::Tensor> bilinear_pool_forward_cpu(const at::Tensor& x_in,
                                                              const std::optional<at::Tensor>& y_in,
                                                              double eps) {
@@ -475,6 +682,14 @@ std::tuple<at::Tensor, at::Tensor> bilinear_pool_forward_cpu(const at::Tensor& x
     return {at::empty({N, D1 * D2}, x_in.options()), norm};
   }
 
+  if (use_direct_loops(D1, D2, M)) {
+    const at::Tensor a = x_in.contiguous();
+    const at::Tensor b = y_in.has_value() ? y_in->contiguous() : at::Tensor();
+    at::Tensor z = at::empty({N, D1 * D2}, x_in.options());
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_forward",
+                                    [&] { forward_direct<scalar_t>(a, b, z, norm, eps); });
+    return {z, norm};
+  }
   const at::Tensor a = opmath_operand(x_in);
   if (!y_in.has_value() && M > 0) {
     return forward_one_stream(a, dtype, eps, norm);
@@ -570,6 +785,19 @@ std::vector<at::Tensor> bilinear_pool_backward_cpu(const at::Tensor& grad_z_in,
   const at::Tensor z = z_in.contiguous();
   const at::Tensor dz = grad_z_in.contiguous();
   const at::Tensor norm = norm_in.contiguous();
+  if (use_direct_loops(D1, D2, M)) {
+    const at::Tensor a = x_in.contiguous();
+    const at::Tensor b = two ? y_in->contiguous() : at::Tensor();
+    at::Tensor grad_a = at::empty(a.sizes(), a.options());
+    at::Tensor grad_b = two ? at::empty(b.sizes(), b.options()) : at::Tensor();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "bilinear_pool_backward", [&] {
+      backward_direct<scalar_t>(dz, a, b, z, norm, grad_a, grad_b);
+    });
+    if (two) {
+      return {grad_a, grad_b};
+    }
+    return {grad_a};
+  }
   const bool bf16_gemm = dtype == at::kBFloat16 && native_bf16_gemm();
   // One stream: dS = dG + dG^T, stored in the GEMM's operand type; two streams: dG in op-math.
   const bool ds_bf16 = !two && bf16_gemm;
