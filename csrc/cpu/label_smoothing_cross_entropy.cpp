@@ -481,9 +481,146 @@ COOKBOOK_OPS_FLATTEN RowStats<at::opmath_type<scalar_t>> row_stats_vec(
   return st;
 }
 
+// Rows shorter than one vector step (binary and few-class heads, C < kStep): a row at a time,
+// the pass above would spend a whole padded step, a cross-lane merge and a log on a couple of
+// values. These rows go kLanes at a time instead, one row per lane: each group of rows is
+// transposed into columns in L1, and max, first argmax, sums and exps run down the columns.
+// Rows the vector statistics flag (NaN, +-inf) take the exact routine, as above.
+template <typename scalar_t>
+constexpr int64_t kNarrowClasses = cpu::OpmathIO<scalar_t>::kStep;
+
+// cols[c * kLanes + r] = row (begin + r)[c] for the `rows` rows from begin; lanes past them
+// are zero (finite, and their results are discarded).
+template <typename scalar_t, typename T, int64_t kLanes>
+C10_ALWAYS_INLINE void transpose_rows(const scalar_t* logits, int64_t row_stride, int64_t begin,
+                                      int64_t rows, int64_t C, T* cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const scalar_t* row = logits + (begin + r) * row_stride;
+    for (int64_t c = 0; c < C; ++c) {
+      cols[c * kLanes + r] = static_cast<T>(row[c]);
+    }
+  }
+  for (int64_t r = rows; r < kLanes; ++r) {
+    for (int64_t c = 0; c < C; ++c) {
+      cols[c * kLanes + r] = T(0);
+    }
+  }
+}
+
+template <typename scalar_t, bool kWeighted>
+COOKBOOK_OPS_FLATTEN void forward_rows_narrow(const ForwardArgs<scalar_t>& a, int64_t begin,
+                                              int64_t end) {
+  using T = at::opmath_type<scalar_t>;
+  using Vec = Vectorized<T>;
+  constexpr int64_t kLanes = Vec::size();
+  const int64_t C = a.p.num_classes;
+  const T* w = a.p.weight;
+  T cols[kNarrowClasses<scalar_t> * kLanes];
+  T shift[kLanes], log_sum[kLanes], sum_dx[kLanes], sum_wdx[kLanes], argmax[kLanes];
+  for (int64_t i = begin; i < end; i += kLanes) {
+    const int64_t rows = std::min(kLanes, end - i);
+    transpose_rows<scalar_t, T, kLanes>(a.logits, a.row_stride, i, rows, C, cols);
+    // As in row_stats_vec: max from the lowest finite value, the first column that raises it,
+    // sums relative to ref = x_0.
+    const Vec ref = Vec::loadu(cols);
+    Vec mx(std::numeric_limits<T>::lowest());
+    Vec col_of_max(T(0));
+    Vec dx_sum(T(0));
+    Vec wdx_sum(T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      const Vec x = Vec::loadu(cols + c * kLanes);
+      col_of_max = Vec::blendv(col_of_max, Vec(static_cast<T>(c)), x > mx);
+      mx = at::vec::clamp_min(x, mx);
+      const Vec dx = x - ref;
+      dx_sum = dx_sum + dx;
+      if constexpr (kWeighted) {
+        wdx_sum = at::vec::fmadd(Vec(w[c]), dx, wdx_sum);
+      }
+    }
+    Vec sum(T(0));
+    for (int64_t c = 0; c < C; ++c) {
+      sum = sum + cpu::exp_nonpositive(Vec::loadu(cols + c * kLanes) - mx);
+    }
+    mx.store(shift);
+    sum.log().store(log_sum);
+    dx_sum.store(sum_dx);
+    wdx_sum.store(sum_wdx);
+    col_of_max.store(argmax);
+    for (int64_t r = 0; r < rows; ++r) {
+      const scalar_t* row = a.logits + (i + r) * a.row_stride;
+      RowStats<T> st{shift[r],  log_sum[r], cols[r],
+                     sum_dx[r], sum_wdx[r], static_cast<int64_t>(argmax[r])};
+      if (!std::isfinite(st.sum_dx)) {
+        st = row_stats_exact(row, w, C);
+      }
+      finish_forward_row(a, i + r, st, row);
+    }
+  }
+}
+
+// The backward of the same rows: the gradient of kLanes rows at a time down the columns,
+// written back row by row; the target entries are then rewritten exactly per row, as in
+// backward_rows_vec.
+template <typename scalar_t, bool kWeighted>
+COOKBOOK_OPS_FLATTEN void backward_rows_narrow(const BackwardArgs<scalar_t>& a, int64_t begin,
+                                               int64_t end) {
+  using T = at::opmath_type<scalar_t>;
+  using Vec = Vectorized<T>;
+  constexpr int64_t kLanes = Vec::size();
+  const int64_t C = a.p.num_classes;
+  const T* w = a.p.weight;
+  T cols[kNarrowClasses<scalar_t> * kLanes];
+  T lse[kLanes], g_A[kLanes], neg_g_off[kLanes];
+  RowTarget<T> tg[kLanes];
+  RowGrad<T> rg[kLanes];
+  bool done[kLanes];
+  for (int64_t i = begin; i < end; i += kLanes) {
+    const int64_t rows = std::min(kLanes, end - i);
+    for (int64_t r = 0; r < kLanes; ++r) {
+      // Rows the prologue finishes (ignored, non-finite lse) and lanes past the end compute
+      // garbage from finite stand-ins, never stored.
+      done[r] = r >= rows || backward_row_prologue(a, i + r, tg[r], rg[r], lse[r]);
+      if (done[r]) {
+        lse[r] = T(0);
+        rg[r] = RowGrad<T>{T(0), T(0), T(0)};
+      }
+      g_A[r] = rg[r].g_A;
+      neg_g_off[r] = -rg[r].g_off;
+    }
+    transpose_rows<scalar_t, T, kLanes>(a.logits, a.row_stride, i, rows, C, cols);
+    const Vec v_lse = Vec::loadu(lse);
+    const Vec v_gA = Vec::loadu(g_A);
+    const Vec v_neg_goff = Vec::loadu(neg_g_off);
+    for (int64_t c = 0; c < C; ++c) {
+      const Vec prob = cpu::exp_nonpositive(Vec::loadu(cols + c * kLanes) - v_lse);
+      Vec grad;
+      if constexpr (kWeighted) {
+        grad = at::vec::fmadd(Vec(w[c]), v_neg_goff, prob * v_gA);
+      } else {
+        grad = at::vec::fmadd(prob, v_gA, v_neg_goff);
+      }
+      grad.store(cols + c * kLanes);
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      if (done[r]) {
+        continue;
+      }
+      scalar_t* out = a.grad + (i + r) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        out[c] = static_cast<scalar_t>(cols[c * kLanes + r]);
+      }
+      apply_target_terms(out, a.logits + (i + r) * a.row_stride, lse[r], rg[r], tg[r], a.p);
+    }
+  }
+}
+
 template <typename scalar_t, bool kWeighted>
 void forward_rows_vec(const ForwardArgs<scalar_t>& a, int64_t begin, int64_t end) {
   const int64_t C = a.p.num_classes;
+  if (C > 0 && C < kNarrowClasses<scalar_t>) {
+    forward_rows_narrow<scalar_t, kWeighted>(a, begin, end);
+    return;
+  }
   for (int64_t i = begin; i < end; ++i) {
     const scalar_t* row = a.logits + i * a.row_stride;
     auto st = row_stats_vec<scalar_t, kWeighted>(row, a.p.weight, C);
@@ -504,6 +641,10 @@ COOKBOOK_OPS_FLATTEN void backward_rows_vec(const BackwardArgs<scalar_t>& a, int
   constexpr int64_t kStep = IO::kStep;
   const int64_t C = a.p.num_classes;
   const T* w = a.p.weight;
+  if (C < kNarrowClasses<scalar_t>) {
+    backward_rows_narrow<scalar_t, kWeighted>(a, begin, end);
+    return;
+  }
 
   for (int64_t i = begin; i < end; ++i) {
     RowTarget<T> tg;
