@@ -231,7 +231,9 @@ void blend_range(bool vec, const scalar_t* a, const scalar_t* b, scalar_t* out_a
                  int64_t n, blend_t<scalar_t> wa, blend_t<scalar_t> wb, blend_t<scalar_t> wa2,
                  blend_t<scalar_t> wb2) {
   if constexpr (vec_supported<scalar_t>()) {
-    if (vec) {
+    // Shorter ranges (tiny samples) would only run the vector code's scalar tail, behind a
+    // call that costs more than the blend itself.
+    if (vec && n >= BlendIO<scalar_t>::kStep) {
       blend_range_vec<scalar_t, kPair>(a, b, out_a, out_b, n, wa, wb, wa2, wb2);
       return;
     }
@@ -242,6 +244,17 @@ void blend_range(bool vec, const scalar_t* a, const scalar_t* b, scalar_t* out_a
 // Runs f(sample, begin, end) over [begin, end) element chunks of `samples` blocks of S each.
 template <typename F>
 void for_each_chunk(int64_t samples, int64_t S, int64_t chunk, const F& f) {
+  if (S <= chunk) {
+    // One item per sample (many small samples): whole samples per task, no index arithmetic
+    // per item.
+    const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(S, 1));
+    at::parallel_for(0, samples, grain, [&](int64_t s0, int64_t s1) {
+      for (int64_t s = s0; s < s1; ++s) {
+        f(s, int64_t{0}, S);
+      }
+    });
+    return;
+  }
   const int64_t per_sample = (S + chunk - 1) / chunk;
   const int64_t per_item = std::min(S, chunk);
   const int64_t grain = std::max<int64_t>(1, kGrainElements / std::max<int64_t>(per_item, 1));
@@ -296,15 +309,21 @@ void check_lam(const at::Tensor& lam, const at::Tensor& x) {
               " x, got ", lam.scalar_type());
 }
 
-// index (N,) int64 on the CPU, every value in [0, N): returned as a contiguous copy's values.
-std::vector<int64_t> read_index(const at::Tensor& index, int64_t N, const char* name) {
+// A checked index: (N,) int64 on the CPU, every value in [0, N), read in place (a contiguous
+// copy only when it is strided): with many tiny samples a copy costs as much as the blend.
+struct Index {
+  at::Tensor values;
+  const int64_t* data;
+  int64_t operator[](int64_t i) const { return data[i]; }
+};
+
+Index read_index(const at::Tensor& index, int64_t N, const char* name) {
   TORCH_CHECK(index.device().is_cpu(), name, " must be a CPU tensor, got ", index.device());
   TORCH_CHECK(index.scalar_type() == at::kLong, name, " must be int64, got ", index.scalar_type());
   TORCH_CHECK(index.dim() == 1 && index.size(0) == N, name, " must be (N,) with N = ", N, ", got ",
               index.sizes());
-  const at::Tensor c = index.contiguous();
-  const int64_t* p = c.const_data_ptr<int64_t>();
-  std::vector<int64_t> v(p, p + N);
+  Index v{index.contiguous(), nullptr};
+  v.data = v.values.const_data_ptr<int64_t>();
   for (int64_t i = 0; i < N; ++i) {
     TORCH_CHECK_INDEX(v[i] >= 0 && v[i] < N, name, "[", i, "] = ", v[i],
                       " is out of range for a batch of ", N);
@@ -314,8 +333,8 @@ std::vector<int64_t> read_index(const at::Tensor& index, int64_t N, const char* 
 
 // inv[index[k]] = k. A value seen twice would leave some sample without a source and the
 // gather below would read garbage, so this is checked, not assumed.
-std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& index) {
-  const int64_t N = static_cast<int64_t>(index.size());
+std::vector<int64_t> inverse_permutation(const Index& index) {
+  const int64_t N = index.values.numel();
   std::vector<int64_t> inv(N, -1);
   for (int64_t k = 0; k < N; ++k) {
     TORCH_CHECK(inv[index[k]] < 0, "index must be a permutation of 0..", N - 1, ", but ", index[k],
@@ -325,36 +344,25 @@ std::vector<int64_t> inverse_permutation(const std::vector<int64_t>& index) {
   return inv;
 }
 
-template <typename T>
-std::vector<T> read_lam(const at::Tensor& lam) {
-  const at::Tensor c = lam.contiguous();
-  const T* p = c.const_data_ptr<T>();
-  return std::vector<T>(p, p + lam.numel());
-}
-
-// out_i = alpha_i x_i + beta_i x_other[i], per sample, over the flat blocks of x and out.
-void blend_samples(const at::Tensor& x, at::Tensor& out, const at::Tensor& lam,
-                   const std::vector<int64_t>& other, bool backward) {
+// out_i = lam_i x_i + beta_i x_other[i], per sample, over the flat blocks of x and out.
+void blend_samples(const at::Tensor& x, at::Tensor& out, const at::Tensor& lam_in,
+                   const int64_t* other, bool backward) {
   const int64_t N = x.size(0);
   const int64_t S = x.numel() / N;
   const bool vec = cpu::vec_kernels_available();
   AT_DISPATCH_FLOATING_TYPES_AND3(
       at::kHalf, at::kBFloat16, at::kByte, x.scalar_type(), "mixup_blend", [&] {
         using T = blend_t<scalar_t>;
-        const std::vector<T> l = read_lam<T>(lam);
-        std::vector<T> alpha(N), beta(N);
-        for (int64_t i = 0; i < N; ++i) {
-          alpha[i] = l[i];
-          // Forward: (1 - lam_i) on x_index[i]. Backward: g_k flowed into x_j with weight
-          // (1 - lam_k), k = other[j].
-          beta[i] = T(1) - l[backward ? other[i] : i];
-        }
+        const at::Tensor lam = lam_in.contiguous();
+        const T* l = lam.const_data_ptr<T>();
         const scalar_t* src = x.const_data_ptr<scalar_t>();
         scalar_t* dst = out.mutable_data_ptr<scalar_t>();
         for_each_chunk(N, S, kChunk, [&](int64_t i, int64_t b, int64_t e) {
+          // Forward: (1 - lam_i) on x_index[i]. Backward: g_k flowed into x_j with weight
+          // (1 - lam_k), k = other[j].
+          const T beta = T(1) - l[backward ? other[i] : i];
           blend_range<scalar_t, false>(vec, src + i * S + b, src + other[i] * S + b,
-                                       dst + i * S + b, nullptr, e - b, alpha[i], beta[i], T(0),
-                                       T(0));
+                                       dst + i * S + b, nullptr, e - b, l[i], beta, T(0), T(0));
         });
       });
 }
@@ -367,13 +375,13 @@ at::Tensor mixup_forward_cpu(const at::Tensor& x_in, const at::Tensor& lam,
   check_x(x_in, "x", /*allow_uint8=*/true);
   check_lam(lam, x_in);
   const int64_t N = x_in.size(0);
-  const std::vector<int64_t> index = read_index(index_in, N, "index");
+  const Index index = read_index(index_in, N, "index");
   const at::Tensor x = dense(x_in);
   at::Tensor out = empty_in_layout(x);
   if (x.numel() == 0) {
     return out;
   }
-  blend_samples(x, out, lam, index, /*backward=*/false);
+  blend_samples(x, out, lam, index.data, /*backward=*/false);
   return out;
 }
 
@@ -388,7 +396,7 @@ at::Tensor mixup_backward_cpu(const at::Tensor& grad_in, const at::Tensor& lam,
   if (g.numel() == 0) {
     return grad;
   }
-  blend_samples(g, grad, lam, inv, /*backward=*/true);
+  blend_samples(g, grad, lam, inv.data(), /*backward=*/true);
   return grad;
 }
 
@@ -400,7 +408,7 @@ void mixup_pairs_cpu(const at::Tensor& x, const at::Tensor& lam, const at::Tenso
               "mixup_pairs needs x contiguous or channels_last (it works in place), got strides ",
               x.strides());
   const int64_t N = x.size(0);
-  const std::vector<int64_t> pairs = read_index(pairs_in, N, "pairs");
+  const Index pairs = read_index(pairs_in, N, "pairs");
   // Anything but an involution would make two work items write (and read) the same sample.
   std::vector<int64_t> first;  // i < pairs[i]: the items; fixed points are left as they are
   for (int64_t i = 0; i < N; ++i) {
@@ -418,7 +426,8 @@ void mixup_pairs_cpu(const at::Tensor& x, const at::Tensor& lam, const at::Tenso
   AT_DISPATCH_FLOATING_TYPES_AND3(
       at::kHalf, at::kBFloat16, at::kByte, x.scalar_type(), "mixup_pairs", [&] {
         using T = blend_t<scalar_t>;
-        const std::vector<T> l = read_lam<T>(lam);
+        const at::Tensor lam_c = lam.contiguous();
+        const T* l = lam_c.const_data_ptr<T>();
         scalar_t* data = x.mutable_data_ptr<scalar_t>();
         const int64_t P = static_cast<int64_t>(first.size());
         for_each_chunk(P, S, kChunk, [&](int64_t p, int64_t b, int64_t e) {
@@ -491,7 +500,7 @@ at::Tensor cutmix_forward_cpu(const at::Tensor& x_in, const at::Tensor& boxes_in
                               const at::Tensor& index_in) {
   check_cutmix_x(x_in, "x", /*allow_uint8=*/true);
   const int64_t N = x_in.size(0);
-  const std::vector<int64_t> index = read_index(index_in, N, "index");
+  const Index index = read_index(index_in, N, "index");
   const at::Tensor x = dense(x_in);
   const Geometry g = geometry(x);
   const std::vector<Box> boxes = read_boxes(boxes_in, g, N);
