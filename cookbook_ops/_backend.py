@@ -88,13 +88,16 @@ EXTENSION_LOADED = _load_extension()
 TRITON_LOADED = _load_triton()
 TRITON_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 # Which compiled kernels each op has (an extension built from older sources may lack some).
+_LOADED = {"cpu": EXTENSION_LOADED, "cuda": EXTENSION_LOADED, "triton": TRITON_LOADED}
+_DISPATCH_KEY = {"cpu": "CPU", "cuda": "CUDA", "triton": "CUDA"}
 KERNELS = {
     op: {
-        "cpu": EXTENSION_LOADED and _has_kernel(op, "CPU"),
-        "cuda": EXTENSION_LOADED and _has_kernel(op, "CUDA"),
-        "triton": TRITON_LOADED and _has_kernel(op + "_triton", "CUDA"),
+        backend: backend in family.backends
+        and _LOADED[backend]
+        and _has_kernel(_library.twin(op, backend), _DISPATCH_KEY[backend])
+        for backend in ("cpu", "cuda", "triton")
     }
-    for op in _library.FORWARD_OPS
+    for op, family in _library.OPS.items()
 }
 CPU_KERNELS = EXTENSION_LOADED and all(k["cpu"] for k in KERNELS.values())
 CUDA_KERNELS = EXTENSION_LOADED and all(k["cuda"] for k in KERNELS.values())

@@ -1,9 +1,12 @@
 """Every operator schema of cookbook_ops, defined once.
 
 The C++/CUDA extension only registers kernels for these names (TORCH_LIBRARY_IMPL); the
-Triton kernels register under their own ``*_triton`` names so that both GPU backends can be
-installed side by side and chosen per call. Fake (meta) kernels and autograd formulas live
-beside the public API in ``cookbook_ops/ops/<op>.py``.
+Triton kernels register under a twin of each name (same schema) so that both GPU backends can be
+installed side by side and chosen per call. :data:`OPS` says which ops each family has and which
+backends have kernels for it; :func:`twin` and :func:`op_for` name and find the op a backend
+runs, and :func:`register` gives an op and its twin their fake kernel and autograd formula and
+the op its reference fallback. Fake (meta) kernels and autograd formulas live beside the public
+API in ``cookbook_ops/ops/<op>.py``.
 
 Conventions shared by every op:
 - ``on_value``/``off_value`` are runtime floats (a smoothing schedule never recompiles).
@@ -11,11 +14,34 @@ Conventions shared by every op:
   16-bit and float32 inputs, float64 for float64 inputs.
 """
 
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 NAMESPACE = "cookbook_ops"
 
 lib = torch.library.Library(NAMESPACE, "DEF")
+
+# The backends with their own registered op names; every other backend runs the op itself (the
+# extension's CPU and CUDA kernels, and the reference as its CompositeExplicitAutograd fallback).
+_TWIN_SUFFIX = {"triton": "_triton"}
+# One backend per registered name of an op: the op itself, then each twin.
+REGISTERED = ("cpu", *_TWIN_SUFFIX)
+
+
+def twin(name: str, backend: str) -> str:
+    """The name of the op ``backend`` runs for the op ``name`` (its twin, or the op itself)."""
+    return name + _TWIN_SUFFIX.get(backend, "")
+
+
+def _define(name: str, schema: str) -> None:
+    """Declare ``name`` and every twin of it with one schema."""
+    for backend in REGISTERED:
+        lib.define(twin(name, backend) + schema)
+
 
 # --- label-smoothed cross-entropy ----------------------------------------------------------
 # logits (N, C) with unit stride along C; target (N,) int64; weight (C,) or None.
@@ -35,9 +61,8 @@ _LSCE_BACKWARD = (
 LSCE_FORWARD = "label_smoothing_cross_entropy_forward"
 LSCE_BACKWARD = "label_smoothing_cross_entropy_backward"
 
-for _suffix in ("", "_triton"):
-    lib.define(LSCE_FORWARD + _suffix + _LSCE_FORWARD)
-    lib.define(LSCE_BACKWARD + _suffix + _LSCE_BACKWARD)
+_define(LSCE_FORWARD, _LSCE_FORWARD)
+_define(LSCE_BACKWARD, _LSCE_BACKWARD)
 
 # --- bilinear pooling with signed sqrt and L2 normalization -------------------------------
 # x (N, D1, M) contiguous; y (N, D2, M) contiguous or None (one stream: y = x).
@@ -50,9 +75,8 @@ _BILINEAR_BACKWARD = "(Tensor grad_z, Tensor x, Tensor? y, Tensor z, Tensor norm
 BILINEAR_FORWARD = "bilinear_pool_forward"
 BILINEAR_BACKWARD = "bilinear_pool_backward"
 
-for _suffix in ("", "_triton"):
-    lib.define(BILINEAR_FORWARD + _suffix + _BILINEAR_FORWARD)
-    lib.define(BILINEAR_BACKWARD + _suffix + _BILINEAR_BACKWARD)
+_define(BILINEAR_FORWARD, _BILINEAR_FORWARD)
+_define(BILINEAR_BACKWARD, _BILINEAR_BACKWARD)
 
 # --- mixup and CutMix blends --------------------------------------------------------------
 # x (N, ...) with each sample one dense block (contiguous or channels_last); the output has
@@ -75,9 +99,8 @@ _MIXUP_SCHEMAS = {
     # grad_x_j = g_j outside box_j + g_k inside box_k, index[k] = j
     CUTMIX_BACKWARD: "(Tensor grad_out, Tensor boxes, Tensor index) -> Tensor",
 }
-for _suffix in ("", "_triton"):
-    for _name, _schema in _MIXUP_SCHEMAS.items():
-        lib.define(_name + _suffix + _schema)
+for _name, _schema in _MIXUP_SCHEMAS.items():
+    _define(_name, _schema)
 
 # --- mixup cross-entropy: the label-smoothed cross-entropy with two target slots -------------
 # One pass over each row gives the loss against both targets (the row's max, sum-exp and sum
@@ -100,9 +123,8 @@ _MIXUP_CE_BACKWARD = (
 MIXUP_CE_FORWARD = "mixup_cross_entropy_forward"
 MIXUP_CE_BACKWARD = "mixup_cross_entropy_backward"
 
-for _suffix in ("", "_triton"):
-    lib.define(MIXUP_CE_FORWARD + _suffix + _MIXUP_CE_FORWARD)
-    lib.define(MIXUP_CE_BACKWARD + _suffix + _MIXUP_CE_BACKWARD)
+_define(MIXUP_CE_FORWARD, _MIXUP_CE_FORWARD)
+_define(MIXUP_CE_BACKWARD, _MIXUP_CE_BACKWARD)
 
 # --- uint8 images to a normalized float batch -------------------------------------------------
 # images uint8, (N, H, W, C) when nhwc else (N, C, H, W), contiguous; mean, std (C,) float32 in
@@ -116,18 +138,36 @@ _NORMALIZE_IMAGES = (
     "bool nhwc, ScalarType out_dtype, bool channels_last) -> Tensor"
 )
 NORMALIZE_IMAGES = "normalize_images_forward"
-for _suffix in ("", "_triton"):
-    lib.define(NORMALIZE_IMAGES + _suffix + _NORMALIZE_IMAGES)
+_define(NORMALIZE_IMAGES, _NORMALIZE_IMAGES)
+
+
+@dataclass(frozen=True)
+class OpFamily:
+    """A forward op, the ops that go with it (its backward, in-place variants), and the backends
+    with kernels for them (cpu and cuda from the extension, triton from the twins)."""
+
+    forward: str
+    others: tuple[str, ...]
+    backends: tuple[str, ...] = ("cpu", "cuda", "triton")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.forward, *self.others)
+
 
 # Every op family, by its forward op name (backends are probed per op).
-FORWARD_OPS = (
-    LSCE_FORWARD,
-    BILINEAR_FORWARD,
-    MIXUP_FORWARD,
-    CUTMIX_FORWARD,
-    MIXUP_CE_FORWARD,
-    NORMALIZE_IMAGES,
-)
+OPS = {
+    family.forward: family
+    for family in (
+        OpFamily(LSCE_FORWARD, (LSCE_BACKWARD,)),
+        OpFamily(BILINEAR_FORWARD, (BILINEAR_BACKWARD,)),
+        OpFamily(MIXUP_FORWARD, (MIXUP_BACKWARD, MIXUP_PAIRS)),
+        OpFamily(CUTMIX_FORWARD, (CUTMIX_BACKWARD,)),
+        OpFamily(MIXUP_CE_FORWARD, (MIXUP_CE_BACKWARD,)),
+        OpFamily(NORMALIZE_IMAGES, ()),
+    )
+}
+FORWARD_OPS = tuple(OPS)
 
 
 def qualified(name: str) -> str:
@@ -136,3 +176,33 @@ def qualified(name: str) -> str:
 
 def op(name: str):
     return getattr(torch.ops.cookbook_ops, name).default
+
+
+def op_for(name: str, backend: str):
+    """The op overload that ``backend`` runs for the op ``name``."""
+    return op(twin(name, backend))
+
+
+def register(
+    name: str,
+    fake: Callable,
+    *,
+    backward: Callable[[str], Callable] | None = None,
+    setup_context: Callable | None = None,
+    reference: Callable | None = None,
+) -> None:
+    """Give the op ``name`` and each twin of it the fake kernel ``fake`` and, when ``backward``
+    is given, the autograd formula ``backward(b)`` for the name backend ``b`` runs (so that a
+    formula can call the backward op of the same backend), with ``setup_context``. The pure
+    PyTorch ``reference`` becomes the op's CompositeExplicitAutograd kernel: it serves any
+    device the extension has no kernel for (all devices when the extension is missing); the
+    C++/CUDA registrations take precedence where they exist. Twins get no fallback."""
+    for backend in REGISTERED:
+        qualified_name = qualified(twin(name, backend))
+        torch.library.register_fake(qualified_name, fake)
+        if backward is not None:
+            torch.library.register_autograd(
+                qualified_name, backward(backend), setup_context=setup_context
+            )
+    if reference is not None:
+        torch.library.impl(qualified(name), "CompositeExplicitAutograd")(reference)

@@ -14,6 +14,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import cookbook_ops  # noqa: E402
+from cookbook_ops import _library  # noqa: E402
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -75,9 +76,8 @@ def random_class_weight(c: int, device, dtype: torch.dtype) -> torch.Tensor:
 
 
 def op_pair(forward: str, backward: str, backend: str) -> tuple[str, str]:
-    """The forward and backward op names a kernel backend registers (Triton's carry a suffix)."""
-    suffix = "_triton" if backend == "triton" else ""
-    return forward + suffix, backward + suffix
+    """The forward and backward op names a kernel backend registers (Triton's are twins)."""
+    return _library.twin(forward, backend), _library.twin(backward, backend)
 
 
 def opcheck_dtypes(backend: str, device: str) -> list[torch.dtype]:

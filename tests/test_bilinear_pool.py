@@ -254,7 +254,7 @@ def test_non_contiguous_and_channels_last(device, backend):
 @pytest.mark.parametrize("device,backend", compiled_backend_params(OP))
 @pytest.mark.parametrize("two_stream", [False, True], ids=["one", "two"])
 def test_opcheck(device, backend, two_stream):
-    name = _library.BILINEAR_FORWARD + ("_triton" if backend == "triton" else "")
+    name = _library.twin(_library.BILINEAR_FORWARD, backend)
     for dtype in (torch.float64, torch.float32):
         x = make((2, 5, 6), device, dtype).requires_grad_()
         y = make((2, 3, 6), device, dtype, seed=1).requires_grad_() if two_stream else None
@@ -335,7 +335,7 @@ def test_triton_recomputed_forward_equals_stored_v(device, backend, dtype, monke
     squares is accumulated in a fixed order, as in the interpreter)."""
     from cookbook_ops.triton import bilinear_pool as triton_pool
 
-    forward = _library.op(OP + "_triton")
+    forward = _library.op_for(OP, "triton")
     x = make((3, 140, 5), device, dtype, seed=6, relu=True)
     assert triton_pool._recomputes(dtype, symmetric=True)
     z, norm = forward(x, None, 1e-5)

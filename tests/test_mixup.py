@@ -144,8 +144,7 @@ def test_blends_round_like_the_reference_bit_for_bit(device, backend, dtype):
     lam = torch.tensor([0.1, 0.3, 0.7, 0.9] * 2, device=device)
     index = torch.tensor([5, 2, 7, 0, 6, 3, 1, 4], device=device)
     pairs = torch.tensor([1, 0, 3, 2, 5, 4, 7, 6], device=device)
-    suffix = "_triton" if backend == "triton" else ""
-    forward = _library.op(MIXUP + suffix) if backend != "reference" else reference.mixup_forward
+    forward = _library.op_for(MIXUP, backend) if backend != "reference" else reference.mixup_forward
     out = forward(x, lam, index)
     assert torch.equal(out, reference.mixup_forward(x, lam, index))
     y = x.clone()
@@ -153,7 +152,7 @@ def test_blends_round_like_the_reference_bit_for_bit(device, backend, dtype):
     assert torch.equal(y, reference.mixup_forward(x, lam, pairs))
     if dtype.is_floating_point:
         backward = (
-            _library.op(_library.MIXUP_BACKWARD + suffix)
+            _library.op_for(_library.MIXUP_BACKWARD, backend)
             if backend != "reference"
             else reference.mixup_backward
         )
@@ -206,16 +205,15 @@ def test_cutmix_gradient(device, backend):
 
 @pytest.mark.parametrize("device,backend", compiled_backend_params(MIXUP))
 def test_opcheck(device, backend):
-    suffix = "_triton" if backend == "triton" else ""
     x = torch.randn(4, 3, 4, 5, dtype=torch.float64, device=device, requires_grad=True)
     lam = torch.tensor([0.2, 0.5, 0.9, 0.0], dtype=torch.float64, device=device)
     index = torch.tensor([3, 2, 0, 1], device=device)
-    torch.library.opcheck(_library.op(_library.MIXUP_FORWARD + suffix), (x, lam, index))
+    torch.library.opcheck(_library.op_for(_library.MIXUP_FORWARD, backend), (x, lam, index))
     boxes = torch.tensor([[0, 0, 2, 3], [1, 1, 4, 5], [0, 0, 0, 0], [0, 0, 4, 5]], device=device)
-    torch.library.opcheck(_library.op(_library.CUTMIX_FORWARD + suffix), (x, boxes, index))
+    torch.library.opcheck(_library.op_for(_library.CUTMIX_FORWARD, backend), (x, boxes, index))
     pairs = torch.tensor([1, 0, 2, 3], device=device)
     torch.library.opcheck(
-        _library.op(_library.MIXUP_PAIRS + suffix), (x.detach().clone(), lam, pairs)
+        _library.op_for(_library.MIXUP_PAIRS, backend), (x.detach().clone(), lam, pairs)
     )
 
 
@@ -314,24 +312,23 @@ def test_more_than_2_31_samples_on_gpu(backend):
     past 2**31 would wrap negative, pass `rows < n` and read and write before the tensors.
     Forward, backward and the in-place pairs, checked at both ends of the batch."""
     require_gpu_backend(MIXUP, backend, min_memory_gib=100)
-    suffix = "_triton" if backend == "triton" else ""
     n = 2**31 + 5
     rows = torch.tensor([0, 1, n // 2, 2**31 - 1, 2**31, n - 2, n - 1], device="cuda")
     x = torch.rand(n, 1, device="cuda")
     lam = torch.full((n,), 0.3, device="cuda")
     index = torch.arange(n, device="cuda").roll(1)  # index[i] = i - 1: inverse i + 1
-    out = _library.op(MIXUP + suffix)(x, lam, index)
+    out = _library.op_for(MIXUP, backend)(x, lam, index)
     expected = 0.3 * x[rows] + (1 - torch.tensor(0.3, device="cuda")) * x[rows - 1]
     assert torch.equal(out[rows], expected)
     del out
-    grad = _library.op(_library.MIXUP_BACKWARD + suffix)(x, lam, index)
+    grad = _library.op_for(_library.MIXUP_BACKWARD, backend)(x, lam, index)
     expected = 0.3 * x[rows] + (1 - torch.tensor(0.3, device="cuda")) * x[(rows + 1) % n]
     assert torch.equal(grad[rows], expected)
     del grad, index
     pairs = torch.arange(n, device="cuda") ^ 1
     pairs[-1] = n - 1  # odd batch: the last sample is a fixed point
     before = x[rows].clone(), x[pairs[rows]].clone()
-    _library.op(_library.MIXUP_PAIRS + suffix)(x, lam, pairs)
+    _library.op_for(_library.MIXUP_PAIRS, backend)(x, lam, pairs)
     expected = 0.3 * before[0] + (1 - torch.tensor(0.3, device="cuda")) * before[1]
     expected[-1] = before[0][-1]
     torch.cuda.synchronize()

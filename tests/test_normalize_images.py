@@ -339,7 +339,7 @@ def test_bad_inputs_raise_clear_errors(device, backend):
 def test_kernel_checks_guard_direct_calls(device, backend):
     """The raw kernels refuse what would make them read out of bounds, for callers that skip
     the public function."""
-    op = _library.op(OP + ("_triton" if backend == "triton" else ""))
+    op = _library.op_for(OP, backend)
     images = random_images(3, 2, 4, 3, "NHWC", device)
     mean = torch.tensor(MEAN[3], device=device)
     std = torch.tensor(STD[3], device=device)
@@ -362,7 +362,7 @@ def test_kernel_checks_guard_direct_calls(device, backend):
 
 @pytest.mark.parametrize("device,backend", backend_params(OP))
 def test_opcheck(device, backend):
-    name = OP + ("_triton" if backend == "triton" else "")
+    name = _library.twin(OP, backend)
     mean = torch.tensor(MEAN[3], device=device)
     std = torch.tensor(STD[3], device=device)
     flip = torch.tensor([True, False, True], device=device)

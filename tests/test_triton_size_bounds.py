@@ -150,7 +150,7 @@ def test_mixup_sample_of_2_31_minus_1_elements_on_gpu():
     x = torch.randint(0, 256, (2, S), dtype=torch.uint8, device="cuda")
     lam = torch.tensor([0.25, 0.75], device="cuda")
     index = torch.tensor([1, 0], device="cuda")
-    out = _library.op(_library.MIXUP_FORWARD + "_triton")(x, lam, index)
+    out = _library.op_for(_library.MIXUP_FORWARD, "triton")(x, lam, index)
     cols = torch.tensor([0, 1, S // 2, S - 4097, S - 4096, S - 4095, S - 2, S - 1], device="cuda")
     a = x[:, cols].float()
     b = x[index[:, None], cols[None, :]].float()
@@ -173,7 +173,7 @@ def test_normalize_images_row_of_2_31_minus_1_values_on_gpu(flip):
     mean = torch.tensor([0.449], device="cuda")
     std = torch.tensor([0.226], device="cuda")
     mask = torch.tensor([flip], device="cuda")
-    out = _library.op(_library.NORMALIZE_IMAGES + "_triton")(
+    out = _library.op_for(_library.NORMALIZE_IMAGES, "triton")(
         images, mean, std, mask, None, None, False, torch.float32, False
     )
     w = torch.tensor([0, 1, W // 2, W - 2049, W - 2048, W - 2047, W - 2, W - 1], device="cuda")

@@ -81,22 +81,14 @@ def _make_backward(backward_op):
     return backward
 
 
-for _suffix in ("", "_triton"):
-    _fwd = _library.BILINEAR_FORWARD + _suffix
-    _bwd = _library.BILINEAR_BACKWARD + _suffix
-    torch.library.register_fake(_library.qualified(_fwd), _forward_fake)
-    torch.library.register_fake(_library.qualified(_bwd), _backward_fake)
-    torch.library.register_autograd(
-        _library.qualified(_fwd), _make_backward(_library.op(_bwd)), setup_context=_setup_context
-    )
-
-# The pure-PyTorch formulas serve devices the extension has no kernel for.
-torch.library.impl(_library.qualified(_library.BILINEAR_FORWARD), "CompositeExplicitAutograd")(
-    reference_forward
+_library.register(
+    _library.BILINEAR_FORWARD,
+    _forward_fake,
+    backward=lambda b: _make_backward(_library.op_for(_library.BILINEAR_BACKWARD, b)),
+    setup_context=_setup_context,
+    reference=reference_forward,
 )
-torch.library.impl(_library.qualified(_library.BILINEAR_BACKWARD), "CompositeExplicitAutograd")(
-    reference_backward
-)
+_library.register(_library.BILINEAR_BACKWARD, _backward_fake, reference=reference_backward)
 
 
 def _as_rows(t: torch.Tensor, name: str) -> torch.Tensor:
@@ -157,8 +149,8 @@ def bilinear_pool(
     chosen = _backend.resolve_backend(backend, x.device, _library.BILINEAR_FORWARD)
     if chosen == "reference":
         return reference_rows(a, b, float(eps))
-    name = _library.BILINEAR_FORWARD + ("_triton" if chosen == "triton" else "")
+    forward_op = _library.op_for(_library.BILINEAR_FORWARD, chosen)
     a = a.contiguous()
     b = None if b is None else b.contiguous()
-    z, _ = _library.op(name)(a, b, float(eps))
+    z, _ = forward_op(a, b, float(eps))
     return z

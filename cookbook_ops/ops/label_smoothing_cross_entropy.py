@@ -84,8 +84,8 @@ def register_loss_ops(
     reference_backward,
     contiguous_grad_loss: bool = False,
 ) -> None:
-    """Fake kernels and autograd for the extension op and its ``_triton`` twin, and the
-    reference as the CompositeExplicitAutograd fallback, for a cross-entropy op pair whose
+    """Fake kernels and autograd for the extension op and its twins, and the reference as the
+    CompositeExplicitAutograd fallback, for a cross-entropy op pair whose
     forward takes (logits, *targets, weight, on_value, off_value, ignore_index) and returns
     (loss, lse, correct), and whose backward takes (grad_loss, logits, *targets, weight, lse,
     on_value, off_value, ignore_index)."""
@@ -118,22 +118,14 @@ def register_loss_ops(
 
         return backward
 
-    for suffix in ("", "_triton"):
-        fwd = forward + suffix
-        bwd = backward + suffix
-        torch.library.register_fake(_library.qualified(fwd), forward_fake)
-        torch.library.register_fake(_library.qualified(bwd), backward_fake)
-        torch.library.register_autograd(
-            _library.qualified(fwd), make_backward(_library.op(bwd)), setup_context=setup_context
-        )
-
-    # The pure-PyTorch formulas serve any device the extension has no kernel for (or all
-    # devices when the extension is missing); the C++/CUDA registrations take precedence where
-    # they exist.
-    torch.library.impl(_library.qualified(forward), "CompositeExplicitAutograd")(reference_forward)
-    torch.library.impl(_library.qualified(backward), "CompositeExplicitAutograd")(
-        reference_backward
+    _library.register(
+        forward,
+        forward_fake,
+        backward=lambda b: make_backward(_library.op_for(backward, b)),
+        setup_context=setup_context,
+        reference=reference_forward,
     )
+    _library.register(backward, backward_fake, reference=reference_backward)
 
 
 register_loss_ops(
@@ -218,10 +210,11 @@ def mean_denominator(target, weight, ignore_index: int, dtype: torch.dtype) -> t
 def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
     if backend == "reference":
         return reference_rows(logits, target, weight, on_value, off_value, ignore_index)
-    name = _library.LSCE_FORWARD + ("_triton" if backend == "triton" else "")
     if logits.stride(1) != 1:
         logits = logits.contiguous()
-    loss, _, correct = _library.op(name)(logits, target, weight, on_value, off_value, ignore_index)
+    loss, _, correct = _library.op_for(_library.LSCE_FORWARD, backend)(
+        logits, target, weight, on_value, off_value, ignore_index
+    )
     return loss, correct
 
 

@@ -117,35 +117,45 @@ def _make_cutmix_double_backward(forward_op):
     return backward
 
 
-for _suffix in ("", "_triton"):
-    _mixup_fwd = _library.op(_library.MIXUP_FORWARD + _suffix)
-    _mixup_bwd = _library.op(_library.MIXUP_BACKWARD + _suffix)
-    _cutmix_fwd = _library.op(_library.CUTMIX_FORWARD + _suffix)
-    _cutmix_bwd = _library.op(_library.CUTMIX_BACKWARD + _suffix)
-    for _name, _backward, _setup in (
-        (_library.MIXUP_FORWARD, _make_mixup_backward(_mixup_bwd), _mixup_setup),
-        (_library.MIXUP_BACKWARD, _make_mixup_double_backward(_mixup_fwd), _mixup_backward_setup),
-        (_library.CUTMIX_FORWARD, _make_cutmix_backward(_cutmix_bwd), _cutmix_setup),
-        (
-            _library.CUTMIX_BACKWARD,
-            _make_cutmix_double_backward(_cutmix_fwd),
-            _cutmix_backward_setup,
-        ),
-    ):
-        torch.library.register_fake(_library.qualified(_name + _suffix), _same_layout_fake)
-        torch.library.register_autograd(
-            _library.qualified(_name + _suffix), _backward, setup_context=_setup
-        )
-    torch.library.register_fake(_library.qualified(_library.MIXUP_PAIRS + _suffix), _pairs_fake)
-
-for _name, _impl in (
-    (_library.MIXUP_FORWARD, reference.mixup_forward),
-    (_library.MIXUP_BACKWARD, reference.mixup_backward),
-    (_library.MIXUP_PAIRS, reference.mixup_pairs),
-    (_library.CUTMIX_FORWARD, reference.cutmix_forward),
-    (_library.CUTMIX_BACKWARD, reference.cutmix_backward),
+# Each op's autograd formula calls the adjoint op of the same backend.
+for _name, _make, _adjoint, _setup, _reference in (
+    (
+        _library.MIXUP_FORWARD,
+        _make_mixup_backward,
+        _library.MIXUP_BACKWARD,
+        _mixup_setup,
+        reference.mixup_forward,
+    ),
+    (
+        _library.MIXUP_BACKWARD,
+        _make_mixup_double_backward,
+        _library.MIXUP_FORWARD,
+        _mixup_backward_setup,
+        reference.mixup_backward,
+    ),
+    (
+        _library.CUTMIX_FORWARD,
+        _make_cutmix_backward,
+        _library.CUTMIX_BACKWARD,
+        _cutmix_setup,
+        reference.cutmix_forward,
+    ),
+    (
+        _library.CUTMIX_BACKWARD,
+        _make_cutmix_double_backward,
+        _library.CUTMIX_FORWARD,
+        _cutmix_backward_setup,
+        reference.cutmix_backward,
+    ),
 ):
-    torch.library.impl(_library.qualified(_name), "CompositeExplicitAutograd")(_impl)
+    _library.register(
+        _name,
+        _same_layout_fake,
+        backward=lambda b, make=_make, adjoint=_adjoint: make(_library.op_for(adjoint, b)),
+        setup_context=_setup,
+        reference=_reference,
+    )
+_library.register(_library.MIXUP_PAIRS, _pairs_fake, reference=reference.mixup_pairs)
 
 
 # --- argument checks -----------------------------------------------------------------------
@@ -230,7 +240,7 @@ def lam_tensor(lam, x) -> torch.Tensor:
 
 
 def _op(name: str, backend: str):
-    return _library.op(name + ("_triton" if backend == "triton" else ""))
+    return _library.op_for(name, backend)
 
 
 # --- public API ----------------------------------------------------------------------------

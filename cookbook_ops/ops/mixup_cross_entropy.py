@@ -123,10 +123,9 @@ def _check_lam(lam, logits: torch.Tensor, dtype: torch.dtype):
 def _rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index, backend):
     if backend == "reference":
         return reference_rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index)
-    name = _library.MIXUP_CE_FORWARD + ("_triton" if backend == "triton" else "")
     if logits.stride(1) != 1:
         logits = logits.contiguous()
-    loss, _, correct = _library.op(name)(
+    loss, _, correct = _library.op_for(_library.MIXUP_CE_FORWARD, backend)(
         logits, target_a, target_b, weight, on_value, off_value, ignore_index
     )
     return loss, correct

@@ -55,13 +55,7 @@ def _normalize_fake(images, mean, std, flip, lam, index, nhwc, out_dtype, channe
     )
 
 
-for _suffix in ("", "_triton"):
-    torch.library.register_fake(
-        _library.qualified(_library.NORMALIZE_IMAGES + _suffix), _normalize_fake
-    )
-torch.library.impl(_library.qualified(_library.NORMALIZE_IMAGES), "CompositeExplicitAutograd")(
-    reference_forward
-)
+_library.register(_library.NORMALIZE_IMAGES, _normalize_fake, reference=reference_forward)
 
 
 # --- device copies of the per-channel constants -------------------------------------------
@@ -272,7 +266,6 @@ def normalize_images(
             images, mean_t, std_t, flip_t, lam_t, index_t, nhwc, out_dtype, channels_last
         )
     dense, dense_nhwc = _dense_layout(images, nhwc)
-    name = _library.NORMALIZE_IMAGES + ("_triton" if chosen == "triton" else "")
-    return _library.op(name)(
+    return _library.op_for(_library.NORMALIZE_IMAGES, chosen)(
         dense, mean_t, std_t, flip_t, lam_t, index_t, dense_nhwc, out_dtype, channels_last
     )

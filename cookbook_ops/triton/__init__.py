@@ -1,4 +1,5 @@
-"""Triton kernels for the ``*_triton`` ops declared in :mod:`cookbook_ops._library`.
+"""Triton kernels, registered as the Triton twins of the ops declared in
+:mod:`cookbook_ops._library`.
 
 Importing this package registers the kernels. It compiles nothing and touches no device at
 import time, so a missing or broken GPU only shows up when a kernel is first launched.

@@ -66,7 +66,8 @@ def device_context(device: torch.device, what: str):
 
 
 def register(launchers: dict) -> None:
-    """Register each launcher as the ``<op>_triton`` kernel for CUDA and (interpreter) CPU."""
+    """Register each launcher as the kernel of the Triton twin of its op, for CUDA and
+    (interpreter) CPU."""
     for name, fn in launchers.items():
         for key in ("CUDA", "CPU"):
-            torch.library.impl(_library.qualified(name + "_triton"), key)(fn)
+            torch.library.impl(_library.qualified(_library.twin(name, "triton")), key)(fn)
