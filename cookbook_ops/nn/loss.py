@@ -5,10 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cookbook_ops.ops.label_smoothing_cross_entropy import (
-    REDUCTIONS,
-    label_smoothing_cross_entropy,
-)
+from cookbook_ops._validation import REDUCTIONS
+from cookbook_ops.ops.label_smoothing_cross_entropy import label_smoothing_cross_entropy
 
 __all__ = ["LSR", "LabelSmoothingCrossEntropy"]
 

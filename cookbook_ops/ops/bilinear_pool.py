@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
+from cookbook_ops._dtypes import opmath_dtype
 from cookbook_ops.reference.bilinear_pool import (
     bilinear_pool_backward as reference_backward,
 )
@@ -20,7 +21,6 @@ from cookbook_ops.reference.bilinear_pool import (
 from cookbook_ops.reference.bilinear_pool import (
     bilinear_pool_rows as reference_rows,
 )
-from cookbook_ops.reference.bilinear_pool import opmath_dtype
 
 _FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 

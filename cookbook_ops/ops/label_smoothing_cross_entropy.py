@@ -11,10 +11,14 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
+from cookbook_ops._dtypes import opmath_dtype, output_dtype
+from cookbook_ops._smoothing import mean_denominator, smoothing_weights
+from cookbook_ops._validation import (
+    check_fake_args,
+    check_num_classes,
+    check_options,
     check_target_range,
-    opmath_dtype,
-    smoothing_weights,
+    check_weight,
 )
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward as reference_backward,
@@ -26,36 +30,7 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_rows as reference_rows,
 )
 
-REDUCTIONS = ("none", "mean", "sum")
-CONVENTIONS = ("uniform", "others", "lsr")
-
-
 # --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
-
-
-def _check_target_fake(name, t, n):
-    torch._check(t.dim() == 1, lambda: f"{name} must be (N,), got shape {tuple(t.shape)}")
-    torch._check(t.dtype == torch.int64, lambda: f"{name} must be int64, got {t.dtype}")
-    torch._check(t.shape[0] == n, lambda: f"{name} has {t.shape[0]} rows but logits has {n}")
-
-
-def check_fake_args(logits, targets: dict, weight):
-    """The checks the fake kernels of every cross-entropy op make; ``targets`` maps each
-    target's argument name to it (messages name the argument)."""
-    torch._check(
-        logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
-    )
-    torch._check(
-        logits.dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64),
-        lambda: f"logits must be a floating tensor, got {logits.dtype}",
-    )
-    for name, t in targets.items():
-        _check_target_fake(name, t, logits.shape[0])
-    if weight is not None:
-        torch._check(
-            weight.dim() == 1 and weight.shape[0] == logits.shape[1],
-            lambda: f"weight must be (C,) = ({logits.shape[1]},), got {tuple(weight.shape)}",
-        )
 
 
 def _forward_fake(logits, target, weight, on_value, off_value, ignore_index):
@@ -140,71 +115,6 @@ register_loss_ops(
 
 
 # --- public API ----------------------------------------------------------------------------
-
-
-def check_num_classes(num_classes: int) -> None:
-    """Zero classes leave nothing to take a softmax over (F.cross_entropy fails there too)."""
-    if num_classes == 0:
-        raise ValueError("logits has C = 0 classes: cross-entropy needs at least one class")
-
-
-def check_options(smoothing, reduction: str, convention: str, ignore_index) -> None:
-    """Checks shared by every cross-entropy entry point (this op and mixup_cross_entropy)."""
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"reduction must be one of {REDUCTIONS}; got {reduction!r}")
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}; got {convention!r}")
-    if isinstance(smoothing, (torch.Tensor, bool)) or not isinstance(smoothing, (int, float)):
-        raise TypeError(f"smoothing must be a Python float, got {type(smoothing).__name__}")
-    if not 0.0 <= smoothing <= 1.0:
-        raise ValueError(f"smoothing must be in [0, 1]; got {smoothing}")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, int):
-        raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__}")
-
-
-def check_weight(weight, logits: torch.Tensor):
-    """Validate class weights for (N, C) logits; return them as the kernels take them
-    (contiguous, op-math precision) or None."""
-    if weight is None:
-        return None
-    num_classes = logits.shape[1]
-    if not isinstance(weight, torch.Tensor):
-        raise TypeError(f"weight must be a tensor or None, got {type(weight).__name__}")
-    if weight.dim() != 1 or weight.shape[0] != num_classes:
-        raise ValueError(f"weight must have shape ({num_classes},), got {tuple(weight.shape)}")
-    if weight.device != logits.device:
-        raise ValueError(f"weight is on {weight.device} but logits is on {logits.device}")
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be a floating-point tensor, got {weight.dtype}")
-    if weight.requires_grad and torch.is_grad_enabled():
-        # As F.cross_entropy: class weights are constants on every backend (their gradient
-        # would need another pass over the logits). Refused rather than silently not
-        # differentiated.
-        raise RuntimeError(
-            "weight requires grad, but class weights are not differentiable in cookbook_ops "
-            "(as in F.cross_entropy); pass weight.detach()"
-        )
-    return weight.to(opmath_dtype(logits.dtype)).contiguous()
-
-
-def output_dtype(logits: torch.Tensor) -> torch.dtype:
-    """The loss dtype: that of logits, or float32 for 16-bit logits under autocast (autocast
-    runs cross-entropy in float32, as PyTorch does)."""
-    if logits.dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(
-        logits.device.type
-    ):
-        return torch.float32
-    return logits.dtype
-
-
-def mean_denominator(target, weight, ignore_index: int, dtype: torch.dtype) -> torch.Tensor:
-    """What ``mean`` divides by: the count of non-ignored rows, or the sum of their target
-    class weights (0 when every row is ignored, so the mean is NaN as in PyTorch)."""
-    valid = target != ignore_index
-    if weight is None:
-        return valid.sum().to(dtype)
-    safe = torch.where(valid, target, 0).clamp(0, weight.shape[0] - 1)
-    return torch.where(valid, weight.to(dtype)[safe], 0).sum()
 
 
 def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):

@@ -12,20 +12,16 @@ import torch
 
 from cookbook_ops import _backend, _library
 from cookbook_ops._checks import check_cpu_values
-from cookbook_ops.ops.label_smoothing_cross_entropy import (
+from cookbook_ops._dtypes import opmath_dtype, output_dtype
+from cookbook_ops._smoothing import mean_denominator, smoothing_weights
+from cookbook_ops._validation import (
     check_fake_args,
     check_num_classes,
     check_options,
-    check_weight,
-    mean_denominator,
-    output_dtype,
-    register_loss_ops,
-)
-from cookbook_ops.reference._dtypes import opmath_dtype
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
     check_target_range,
-    smoothing_weights,
+    check_weight,
 )
+from cookbook_ops.ops.label_smoothing_cross_entropy import register_loss_ops
 from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_backward as reference_backward,
 )

@@ -1,5 +1,6 @@
 """Pure-PyTorch versions of every cookbook_ops op: test oracles and the no-kernel fallback."""
 
+from cookbook_ops._smoothing import smoothing_weights
 from cookbook_ops.reference.bilinear_pool import (
     bilinear_pool_backward,
     bilinear_pool_forward,
@@ -9,7 +10,6 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_forward,
     label_smoothing_cross_entropy_rows,
-    smoothing_weights,
 )
 from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_backward,

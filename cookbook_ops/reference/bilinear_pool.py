@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from cookbook_ops.reference._dtypes import opmath_dtype
+from cookbook_ops._dtypes import opmath_dtype
 
 NORM_FLOOR = 1e-12  # F.normalize's eps
 

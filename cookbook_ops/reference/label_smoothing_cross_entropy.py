@@ -10,53 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from cookbook_ops.reference._dtypes import opmath_dtype
-
-
-def smoothing_weights(convention: str, smoothing: float, num_classes: int) -> tuple[float, float]:
-    """(on, off): weight of the true class and of each other class in the target distribution."""
-    e = float(smoothing)
-    if convention == "uniform":  # PyTorch's label_smoothing, timm, apex
-        return 1.0 - e + e / num_classes, e / num_classes
-    if convention in ("others", "lsr"):
-        if num_classes < 2:
-            raise ValueError(
-                f"convention={convention!r} spreads the smoothing over the C-1 other classes "
-                f"and needs at least 2 classes; got C={num_classes}"
-            )
-        off = e / (num_classes - 1)
-        # "lsr" is the seed's LSR class: 1-e is scattered on the target and e/(C-1) then added
-        # to every entry, so its target row sums to 1 + e/(C-1). Reproduced on purpose.
-        return (1.0 - e, off) if convention == "others" else (1.0 - e + off, off)
-    raise ValueError(f"convention must be 'uniform', 'others' or 'lsr'; got {convention!r}")
-
-
-def check_target_range(
-    target: torch.Tensor, num_classes: int, ignore_index: int, name: str = "target"
-) -> None:
-    """Raise IndexError naming the argument and its first out-of-range entry. CPU tensors only:
-    on a device the check would sync the host, and the kernels there give that row a NaN loss
-    instead."""
-    if target.device.type != "cpu" or target.numel() == 0:
-        return
-    if torch.compiler.is_compiling():  # the same check as a graph assertion
-        from cookbook_ops._checks import check_cpu_values
-
-        check_cpu_values(
-            lambda: (target == ignore_index) | ((target >= 0) & (target < num_classes)),
-            target.device,
-            IndexError,
-            f"{name} is out of range for {num_classes} classes "
-            f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})",
-        )
-        return
-    bad = (target != ignore_index) & ((target < 0) | (target >= num_classes))
-    if bool(bad.any()):
-        i = int(bad.nonzero()[0, 0])
-        raise IndexError(
-            f"{name}[{i}] = {int(target[i])} is out of range for {num_classes} classes "
-            f"(valid: 0..{num_classes - 1} or ignore_index={ignore_index})"
-        )
+from cookbook_ops._dtypes import opmath_dtype
+from cookbook_ops._smoothing import smoothing_weights  # noqa: F401  (its old home)
 
 
 def _valid_and_safe_target(target: torch.Tensor, num_classes: int, ignore_index: int):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from cookbook_ops.reference._dtypes import opmath_dtype
+from cookbook_ops._dtypes import opmath_dtype
 
 
 def _per_sample(lam: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from cookbook_ops.reference._dtypes import opmath_dtype
+from cookbook_ops._dtypes import opmath_dtype
 from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_rows,

@@ -25,7 +25,8 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.reference.label_smoothing_cross_entropy import check_target_range, opmath_dtype
+from cookbook_ops._dtypes import opmath_dtype
+from cookbook_ops._validation import check_target_range
 from cookbook_ops.triton._common import (
     TRITON_DTYPES,
     device_context,

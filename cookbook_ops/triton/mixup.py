@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.reference.mixup import opmath_dtype
+from cookbook_ops._dtypes import opmath_dtype
 from cookbook_ops.triton._common import (
     INTERPRETED,
     TRITON_DTYPES,
