@@ -5,6 +5,8 @@ reference; ``import cookbook_ops`` works (through the reference) even when nothi
 is available, and :func:`build_info` says why.
 """
 
+import functools
+
 from cookbook_ops import (  # noqa: E402
     _deprecation,
     _library,  # noqa: F401  (schemas first: kernels register against them)
@@ -40,6 +42,25 @@ __all__ = [
     "reference",
     "use_backend",
 ]
+
+
+def _on_reference(op):
+    """``op`` with ``backend="reference"``: the public op computed entirely with PyTorch
+    operators (differentiable by autograd where the op is)."""
+
+    @functools.wraps(op)
+    def call(*args, **kwargs):
+        kwargs["backend"] = "reference"
+        return op(*args, **kwargs)
+
+    return call
+
+
+# cookbook_ops.reference.<op>: set here, so that the reference package (the oracle) never
+# imports the ops it checks.
+for _op in (label_smoothing_cross_entropy, bilinear_pool, mixup_cross_entropy, normalize_images):
+    setattr(reference, _op.__name__, _on_reference(_op))
+del _op
 
 
 def __getattr__(name: str):
