@@ -83,6 +83,8 @@ SHAPES = {
     "cpu": [
         Shape(16, 256, None, 14, 14, "one stream, 256 channels at 14x14"),
         Shape(16, 256, 128, 14, 14, "two streams, 256 and 128 channels at 14x14"),
+        # Degenerate: many tiny problems, where per-sample GEMM calls once cost 20-40x.
+        Shape(4096, 4, None, 2, 2, "degenerate: 4096 samples of 4 channels at 2x2"),
     ],
 }
 HEADLINE_SHAPES = {

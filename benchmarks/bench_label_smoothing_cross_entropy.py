@@ -75,6 +75,7 @@ SHAPES = {
         Shape(256, 1000, "image classification, ImageNet-1k"),
         Shape(256, 21843, "image classification, ImageNet-21k"),
         Shape(512, 32000, "vocabulary 32k"),
+        Shape(100_000, 2, "degenerate: binary head, many short rows"),
     ],
 }
 HEADLINE_SHAPES = {

@@ -107,7 +107,10 @@ def _all_variants(n, c, h, w, what) -> list[Shape]:
 SHAPES = {
     "cuda": _all_variants(256, 3, 224, 224, "ImageNet batch of 256"),
     # N=64 so the default run stays within a few minutes on two cores.
-    "cpu": _all_variants(64, 3, 224, 224, "ImageNet batch of 64"),
+    "cpu": _all_variants(64, 3, 224, 224, "ImageNet batch of 64")
+    # Degenerate: many samples of 3 values, where per-sample overheads and the eager
+    # permutation check dominate.
+    + [Shape("mixup", 100_000, 3, 1, 1, "degenerate: 100,000 samples of 3 values")],
 }
 # The two blends the cookbook's recipe runs: mixup with one lam, and CutMix with a box per sample.
 HEADLINE_SHAPES = {

@@ -16,6 +16,9 @@
 //             streams: dG y and dG^T x, the transpose a GEMM flag.
 //             bfloat16 on a CPU with native bfloat16 dot products: dS is rounded to bfloat16
 //             and the GEMM runs in bfloat16 with float accumulation, as on CUDA.
+// Samples of at most kDirectMaxMacs multiply-adds (D1*D2*M: a few channels at a few positions)
+// skip all of that: per-sample GEMM calls would cost more than their products, so each sample
+// runs as one direct loop from x to z and back, whole samples per parallel task.
 // The 1/M scaling is applied in the op-math type before anything is rounded to 16 bits.
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
