@@ -258,7 +258,9 @@ def test_bilinear_pool_properties(device, backend):
         y = None if d2 is None else random_tensor(data, (n, d2, h, w), dtype, device)
         eps = data.draw(st.sampled_from([1e-5, 1e-2]), label="eps")
         xs = [x.detach().requires_grad_(), None if y is None else y.detach().requires_grad_()]
-        refs = [t if t is None else t.detach().requires_grad_() for t in (x, y)]
+        # The oracle is the reference in float64: a float32 reference carries rounding noise of
+        # its own (amplified by 1/||y|| when the norm is small), which an exact kernel misses.
+        refs = [t if t is None else t.detach().double().requires_grad_() for t in (x, y)]
         out = cookbook_ops.bilinear_pool(*xs, eps=eps, backend=backend)
         ref = cookbook_ops.bilinear_pool(*refs, eps=eps, backend="reference")
         close(out, ref, dtype)
@@ -272,9 +274,13 @@ def test_bilinear_pool_properties(device, backend):
             else gram.reshape(0, gram.shape[1] * gram.shape[2])
         )
         close(out, snippet, dtype)
-        g = torch.randn_like(out)  # non-symmetric upstream gradient
-        for actual, expected in zip(grads(out, xs, g), grads(ref, refs, g)):
-            close(actual, expected, dtype, 4.0)
+        # A non-symmetric upstream gradient, drawn through hypothesis so that an example
+        # replays exactly.
+        g = random_tensor(data, out.shape, out.dtype, device, scale=1.0)
+        # Gradients are judged against their largest entry: with G << eps the backward divides
+        # by |y| ~ sqrt(eps), so float32 rounding grows with the gradient's scale.
+        for actual, expected in zip(grads(out, xs, g), grads(ref, refs, g.double())):
+            close(actual, expected, dtype, 4.0 * finite_scale(expected))
 
     check()
 
