@@ -12,7 +12,7 @@ import os
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import TOLERANCES, backend_params, interpreted
+from conftest import assert_close_dtype, backend_params, interpreted
 
 hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
@@ -47,16 +47,8 @@ def dtypes_for(device, backend):
     return FLOATS[:2] if interpreted(backend, device) else FLOATS
 
 
-def close(actual, expected, dtype, scale=1.0):
-    """actual against expected (same dtype rules), NaN matching NaN and inf matching inf."""
-    tol = TOLERANCES[dtype]
-    torch.testing.assert_close(
-        actual.double(),
-        expected.double(),
-        atol=tol["atol"] * scale,
-        rtol=tol["rtol"],
-        equal_nan=True,
-    )
+# actual against expected at the tolerance of dtype; NaN matches NaN, inf matches inf.
+close = assert_close_dtype
 
 
 def finite_scale(t):
