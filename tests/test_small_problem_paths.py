@@ -1,8 +1,9 @@
 """The CPU kernels' paths for degenerate shapes, against the float64 oracles, forward and
 backward, every dtype: many tiny problems take other code than the headline shapes.
 
-- bilinear pooling: samples of at most 32768 multiply-adds (D1*D2*M) run as direct loops per
-  sample instead of GEMM calls; the shapes just above that go through the GEMM paths.
+- bilinear pooling: samples of at most 32768 multiply-adds (D1*D2*M) and M <= 16 run as
+  direct loops per sample instead of GEMM calls; the shapes just above go through the batched
+  GEMM path (one stream with D <= 64 included).
 - cross-entropy: rows shorter than one vector step (C < 16 for 32- and 16-bit logits, C < 8
   for float64) are computed several rows per vector.
 - mixup / CutMix: samples of at most one chunk (16384 elements) are one work item each; larger
@@ -49,15 +50,16 @@ def seed_snippet(a, b=None, eps=1e-5):
 
 
 BILINEAR_SHAPES = [
-    # (N, D1, D2 or None, M): direct loops up to D1*D2*M = 32768, GEMM paths above
+    # (N, D1, D2 or None, M): direct loops up to D1*D2*M = 32768 and M = 16, GEMMs above
     pytest.param(300, 4, None, 4, id="one-300x4x2x2"),
     pytest.param(300, 4, 3, 4, id="two-300x4+3x2x2"),
     pytest.param(7, 2, None, 1, id="one-D=2-M=1"),
     pytest.param(7, 2, 3, 1, id="two-D1=2-D2=3-M=1"),
-    pytest.param(3, 32, None, 32, id="one-at-limit-32x32x32"),
-    pytest.param(3, 32, None, 33, id="one-above-limit-32x32x33"),
-    pytest.param(3, 8, 32, 128, id="two-at-limit-8x32x128"),
-    pytest.param(3, 8, 32, 129, id="two-above-limit-8x32x129"),
+    pytest.param(3, 45, None, 16, id="one-at-limit-45x45x16"),
+    pytest.param(3, 46, None, 16, id="one-above-limit-46x46x16"),
+    pytest.param(3, 64, 32, 16, id="two-at-limit-64x32x16"),
+    pytest.param(3, 64, 32, 17, id="two-above-limit-64x32x17"),
+    pytest.param(3, 2, None, 17, id="one-long-M-2x2x17"),
 ]
 
 
