@@ -73,10 +73,13 @@ def _cutmix_setup(ctx, inputs, output):
     ctx.save_for_backward(boxes, index)
 
 
-def _make_cutmix_backward(backward_op):
-    def backward(ctx, grad_out):
+def _make_cutmix_adjoint(adjoint_op):
+    """Autograd of either CutMix op: both take (tensor, boxes, index), are linear in the tensor
+    and are each other's adjoint, so each one's derivative is the other on the same boxes."""
+
+    def backward(ctx, grad):
         boxes, index = ctx.saved_tensors
-        return backward_op(_dense(grad_out), boxes, index), None, None
+        return adjoint_op(_dense(grad), boxes, index), None, None
 
     return backward
 
@@ -104,19 +107,6 @@ def _make_mixup_double_backward(forward_op):
     return backward
 
 
-def _cutmix_backward_setup(ctx, inputs, output):
-    _, boxes, index = inputs
-    ctx.save_for_backward(boxes, index)
-
-
-def _make_cutmix_double_backward(forward_op):
-    def backward(ctx, grad_grad_x):
-        boxes, index = ctx.saved_tensors
-        return forward_op(_dense(grad_grad_x), boxes, index), None, None
-
-    return backward
-
-
 # Each op's autograd formula calls the adjoint op of the same backend.
 for _name, _make, _adjoint, _setup, _reference in (
     (
@@ -135,16 +125,16 @@ for _name, _make, _adjoint, _setup, _reference in (
     ),
     (
         _library.CUTMIX_FORWARD,
-        _make_cutmix_backward,
+        _make_cutmix_adjoint,
         _library.CUTMIX_BACKWARD,
         _cutmix_setup,
         reference.cutmix_forward,
     ),
     (
         _library.CUTMIX_BACKWARD,
-        _make_cutmix_double_backward,
+        _make_cutmix_adjoint,
         _library.CUTMIX_FORWARD,
-        _cutmix_backward_setup,
+        _cutmix_setup,
         reference.cutmix_backward,
     ),
 ):
