@@ -30,7 +30,6 @@ def say(msg):
 
 
 def write_build_config(**values):
-    values = {"VERSION": package_version(), **values}
     lines = ['"""Written by setup.py at build time: what the extension was built with."""', ""]
     for key, value in values.items():
         lines.append(f"{key} = {value!r}")
@@ -88,14 +87,6 @@ BUILD_COMMANDS = {
     "develop",
     "install",
 }
-
-
-def package_version():
-    """The version from cookbook_ops/_version.py, its one home, without importing the package."""
-    scope = {}
-    with open(os.path.join(ROOT, "cookbook_ops", "_version.py")) as f:
-        exec(f.read(), scope)
-    return scope["__version__"]
 
 
 def extension_modules():

@@ -66,11 +66,15 @@ def main(spec: BenchSpec, argv=None) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     device_type = torch.device(args.device).type
-    if args.shapes:
+    # Which shapes run: --shapes, else --quick, else --full, else the op's headline case.
+    selection = (
+        "shapes" if args.shapes else "quick" if args.quick else "full" if args.full else "headline"
+    )
+    if selection == "shapes":
         shapes = spec.parse_shapes(args.shapes)
     else:
-        selection = spec.quick_shapes if args.quick else spec.shapes if args.full else None
-        shapes = (selection or spec.headline_shapes)[device_type]
+        tables = {"quick": spec.quick_shapes, "full": spec.shapes, "headline": spec.headline_shapes}
+        shapes = tables[selection][device_type]
     dtypes = [spec.dtypes[d.strip()] for d in args.dtypes.split(",")]
     passes = [s.strip() for s in args.passes.split(",")]
     for pass_ in passes:
@@ -121,13 +125,7 @@ def main(spec: BenchSpec, argv=None) -> int:
         "config": {
             "device": args.device,
             "quick": args.quick,
-            "selection": "shapes"
-            if args.shapes
-            else "quick"
-            if args.quick
-            else "full"
-            if args.full
-            else "headline",
+            "selection": selection,
             **spec.config,
             "shapes": [spec.shape_dict(s) for s in shapes],
             "dtypes": [dtype_name(d) for d in dtypes],
