@@ -434,7 +434,7 @@ def test_triton_smoothing_is_a_runtime_kernel_argument():
     """A smoothing schedule must never recompile a kernel: on/off are not constexpr."""
     if "triton" not in cookbook_ops.available_backends(op=OP):
         pytest.skip("triton backend not available")
-    from cookbook_ops.triton import label_smoothing_cross_entropy as kernels
+    from cookbook_ops.triton import cross_entropy as kernels
 
     for kernel in (kernels._lsce_forward_kernel, kernels._lsce_backward_kernel):
         params = inspect.signature(kernel.fn).parameters

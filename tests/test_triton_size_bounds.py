@@ -12,7 +12,7 @@ import torch
 triton = pytest.importorskip("triton")
 tl = pytest.importorskip("triton.language")
 
-from cookbook_ops.triton import label_smoothing_cross_entropy as lsce  # noqa: E402
+from cookbook_ops.triton import cross_entropy as lsce  # noqa: E402
 from cookbook_ops.triton import mixup, normalize_images  # noqa: E402
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"

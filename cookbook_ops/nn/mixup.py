@@ -28,10 +28,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cookbook_ops.ops.label_smoothing_cross_entropy import (
-    check_options,
-    label_smoothing_cross_entropy,
-)
+from cookbook_ops._validation import check_options
+from cookbook_ops.ops.label_smoothing_cross_entropy import label_smoothing_cross_entropy
 from cookbook_ops.ops.mixup import cutmix, mixup, mixup_pairs_
 from cookbook_ops.ops.mixup_cross_entropy import mixup_cross_entropy
 from cookbook_ops.ops.mixup_sampling import (  # noqa: F401  (beta_sample, cutmix_boxes: old path)

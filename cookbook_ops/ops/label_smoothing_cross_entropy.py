@@ -1,6 +1,6 @@
-"""Public label-smoothed cross-entropy: argument checks, fake kernels, autograd, backend choice.
+"""Public label-smoothed cross-entropy: argument checks, backend choice and the reduction.
 
-The kernels compute per-row losses in op-math precision plus the per-row log-sum-exp that
+The kernels (registered in :mod:`cookbook_ops.ops.cross_entropy`) compute per-row losses in op-math precision plus the per-row log-sum-exp that
 backward needs; the reduction (a sum over N values and, for ``mean``, the sum of target
 weights) is a few tiny PyTorch ops here, so every reduction and any ``grad_output`` cost the
 kernels nothing extra.
@@ -11,121 +11,15 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
-from cookbook_ops._dtypes import opmath_dtype, output_dtype
+from cookbook_ops._dtypes import output_dtype
 from cookbook_ops._smoothing import mean_denominator, smoothing_weights
 from cookbook_ops._validation import (
-    check_fake_args,
     check_num_classes,
     check_options,
     check_target_range,
     check_weight,
 )
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
-    label_smoothing_cross_entropy_backward as reference_backward,
-)
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
-    label_smoothing_cross_entropy_forward as reference_forward,
-)
-from cookbook_ops.reference.label_smoothing_cross_entropy import (
-    label_smoothing_cross_entropy_rows as reference_rows,
-)
-
-# --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
-
-
-def _forward_fake(logits, target, weight, on_value, off_value, ignore_index):
-    check_fake_args(logits, {"target": target}, weight)
-    n = logits.shape[0]
-    dtype = opmath_dtype(logits.dtype)
-    return (
-        logits.new_empty((n,), dtype=dtype),
-        logits.new_empty((n,), dtype=dtype),
-        logits.new_empty((n,), dtype=torch.bool),
-    )
-
-
-def _backward_fake(grad_loss, logits, target, weight, lse, on_value, off_value, ignore_index):
-    check_fake_args(logits, {"target": target}, weight)
-    return torch.empty_like(logits, memory_format=torch.contiguous_format)
-
-
-def register_loss_ops(
-    forward: str,
-    backward: str,
-    n_targets: int,
-    forward_fake,
-    backward_fake,
-    reference_forward,
-    reference_backward,
-    contiguous_grad_loss: bool = False,
-) -> None:
-    """Fake kernels and autograd for the extension op and its twins, and the reference as the
-    CompositeExplicitAutograd fallback, for a cross-entropy op pair whose
-    forward takes (logits, *targets, weight, on_value, off_value, ignore_index) and returns
-    (loss, lse, correct), and whose backward takes (grad_loss, logits, *targets, weight, lse,
-    on_value, off_value, ignore_index)."""
-
-    def setup_context(ctx, inputs, output):
-        logits, *targets, weight, on_value, off_value, ignore_index = inputs
-        _, lse, _ = output
-        ctx.save_for_backward(logits, *targets, weight, lse)
-        ctx.smoothing = (on_value, off_value, ignore_index)
-        ctx.mark_non_differentiable(output[1], output[2])
-
-    def make_backward(backward_op):
-        def backward(ctx, grad_loss, grad_lse, grad_correct):
-            grad_logits = None
-            if ctx.needs_input_grad[0]:
-                if contiguous_grad_loss:
-                    grad_loss = grad_loss.contiguous()
-                if torch.is_grad_enabled():
-                    # create_graph=True (double backward): the kernels' backward is not
-                    # differentiable again, so this gradient is the reference's closed form
-                    # in PyTorch operators, with lse recomputed from the logits (the saved
-                    # one is a constant to autograd). Exact to every order.
-                    logits, *rest, _ = ctx.saved_tensors
-                    lse = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
-                    grad_logits = reference_backward(grad_loss, logits, *rest, lse, *ctx.smoothing)
-                else:
-                    grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
-            # logits, the targets, weight and the three smoothing arguments
-            return (grad_logits,) + (None,) * (n_targets + 4)
-
-        return backward
-
-    _library.register(
-        forward,
-        forward_fake,
-        backward=lambda b: make_backward(_library.op_for(backward, b)),
-        setup_context=setup_context,
-        reference=reference_forward,
-    )
-    _library.register(backward, backward_fake, reference=reference_backward)
-
-
-register_loss_ops(
-    _library.LSCE_FORWARD,
-    _library.LSCE_BACKWARD,
-    1,
-    _forward_fake,
-    _backward_fake,
-    reference_forward,
-    reference_backward,
-)
-
-
-# --- public API ----------------------------------------------------------------------------
-
-
-def _rows(logits, target, weight, on_value, off_value, ignore_index, backend):
-    if backend == "reference":
-        return reference_rows(logits, target, weight, on_value, off_value, ignore_index)
-    if logits.stride(1) != 1:
-        logits = logits.contiguous()
-    loss, _, correct = _library.op_for(_library.LSCE_FORWARD, backend)(
-        logits, target, weight, on_value, off_value, ignore_index
-    )
-    return loss, correct
+from cookbook_ops.ops.cross_entropy import loss_rows
 
 
 def label_smoothing_cross_entropy(
@@ -199,7 +93,9 @@ def label_smoothing_cross_entropy(
     if chosen == "reference":
         # the C++ and Triton ops check CPU targets themselves
         check_target_range(target1d, num_classes, ignore_index)
-    loss, correct = _rows(logits2d, target1d, weight, on_value, off_value, ignore_index, chosen)
+    loss, correct = loss_rows(
+        _library.LSCE_FORWARD, chosen, logits2d, target1d, weight, on_value, off_value, ignore_index
+    )
 
     out_dtype = output_dtype(logits)
     if reduction == "none":

@@ -1,4 +1,4 @@
-"""Public mixup cross-entropy: argument checks, fake kernels, autograd, backend choice.
+"""Public mixup cross-entropy: argument checks, backend choice, lam and the reduction.
 
 The kernels are the label-smoothed cross-entropy kernels with a second target slot: one pass
 over each row of logits gives the loss against both targets. lam and the reduction are a few
@@ -15,60 +15,12 @@ from cookbook_ops._checks import check_cpu_values
 from cookbook_ops._dtypes import opmath_dtype, output_dtype
 from cookbook_ops._smoothing import mean_denominator, smoothing_weights
 from cookbook_ops._validation import (
-    check_fake_args,
     check_num_classes,
     check_options,
     check_target_range,
     check_weight,
 )
-from cookbook_ops.ops.label_smoothing_cross_entropy import register_loss_ops
-from cookbook_ops.reference.mixup_cross_entropy import (
-    mixup_cross_entropy_backward as reference_backward,
-)
-from cookbook_ops.reference.mixup_cross_entropy import (
-    mixup_cross_entropy_forward as reference_forward,
-)
-from cookbook_ops.reference.mixup_cross_entropy import (
-    mixup_cross_entropy_rows as reference_rows,
-)
-
-# --- fake kernels and autograd, shared by the extension ops and the Triton ops -------------
-
-
-def _forward_fake(logits, target_a, target_b, weight, on_value, off_value, ignore_index):
-    check_fake_args(logits, {"target_a": target_a, "target_b": target_b}, weight)
-    n = logits.shape[0]
-    dtype = opmath_dtype(logits.dtype)
-    return (
-        logits.new_empty((n, 2), dtype=dtype),
-        logits.new_empty((n,), dtype=dtype),
-        logits.new_empty((n,), dtype=torch.bool),
-    )
-
-
-def _backward_fake(
-    grad_loss, logits, target_a, target_b, weight, lse, on_value, off_value, ignore_index
-):
-    check_fake_args(logits, {"target_a": target_a, "target_b": target_b}, weight)
-    torch._check(
-        grad_loss.shape == (logits.shape[0], 2),
-        lambda: f"grad_loss must be (N, 2), got {tuple(grad_loss.shape)}",
-    )
-    return torch.empty_like(logits, memory_format=torch.contiguous_format)
-
-
-# The kernels take grad_loss contiguous (the Triton kernel specialises its slot stride to 1).
-register_loss_ops(
-    _library.MIXUP_CE_FORWARD,
-    _library.MIXUP_CE_BACKWARD,
-    2,
-    _forward_fake,
-    _backward_fake,
-    reference_forward,
-    reference_backward,
-    contiguous_grad_loss=True,
-)
-
+from cookbook_ops.ops.cross_entropy import loss_rows
 
 # --- public API ----------------------------------------------------------------------------
 
@@ -114,17 +66,6 @@ def _check_lam(lam, logits: torch.Tensor, dtype: torch.dtype):
     # Not detached: lam weighs the two per-row losses outside the kernels, so a lam that
     # requires grad gets its exact gradient (loss_a - loss_b per row) on every backend.
     return lam.to(dtype)
-
-
-def _rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index, backend):
-    if backend == "reference":
-        return reference_rows(logits, target_a, target_b, weight, on_value, off_value, ignore_index)
-    if logits.stride(1) != 1:
-        logits = logits.contiguous()
-    loss, _, correct = _library.op_for(_library.MIXUP_CE_FORWARD, backend)(
-        logits, target_a, target_b, weight, on_value, off_value, ignore_index
-    )
-    return loss, correct
 
 
 def mixup_cross_entropy(
@@ -175,8 +116,16 @@ def mixup_cross_entropy(
     if chosen == "reference":  # the C++ and Triton ops check CPU targets themselves
         check_target_range(target_a, num_classes, ignore_index, "target_a")
         check_target_range(target_b, num_classes, ignore_index, "target_b")
-    loss, correct = _rows(
-        logits, target_a, target_b, weight, on_value, off_value, ignore_index, chosen
+    loss, correct = loss_rows(
+        _library.MIXUP_CE_FORWARD,
+        chosen,
+        logits,
+        target_a,
+        target_b,
+        weight,
+        on_value,
+        off_value,
+        ignore_index,
     )
     loss_a, loss_b = loss[:, 0], loss[:, 1]
 

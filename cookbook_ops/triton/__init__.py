@@ -7,7 +7,7 @@ import time, so a missing or broken GPU only shows up when a kernel is first lau
 
 from cookbook_ops.triton import (
     bilinear_pool,  # noqa: F401
-    label_smoothing_cross_entropy,  # noqa: F401
+    cross_entropy,  # noqa: F401
     mixup,  # noqa: F401
     normalize_images,  # noqa: F401
 )

@@ -1,0 +1,135 @@
+"""The cross-entropy kernel family: fake kernels, autograd and backend dispatch of its ops.
+
+One family of kernels (``csrc/cpu/cross_entropy.cpp``, ``csrc/cuda/cross_entropy.cu``,
+``cookbook_ops/triton/cross_entropy.py``) serves both public losses:
+:func:`cookbook_ops.label_smoothing_cross_entropy` (one target slot) and
+:func:`cookbook_ops.mixup_cross_entropy` (two). Each op pair takes
+``(logits, *targets, weight, on_value, off_value, ignore_index)`` and returns per-row losses in
+op-math precision plus the per-row log-sum-exp that backward needs; the public functions apply
+lam and the reduction, a few tiny PyTorch ops on (N,) vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from cookbook_ops import _library
+from cookbook_ops._dtypes import opmath_dtype
+from cookbook_ops._validation import check_fake_args
+from cookbook_ops.reference.label_smoothing_cross_entropy import (
+    label_smoothing_cross_entropy_backward,
+    label_smoothing_cross_entropy_forward,
+    label_smoothing_cross_entropy_rows,
+)
+from cookbook_ops.reference.mixup_cross_entropy import (
+    mixup_cross_entropy_backward,
+    mixup_cross_entropy_forward,
+    mixup_cross_entropy_rows,
+)
+
+
+def _register_loss_ops(
+    forward: str,
+    backward: str,
+    target_names: tuple[str, ...],
+    reference_forward,
+    reference_backward,
+    contiguous_grad_loss: bool = False,
+) -> None:
+    """Fake kernels and autograd for the extension op pair and its twins, and the reference as
+    the CompositeExplicitAutograd fallback. ``target_names`` names the target slots; the loss is
+    (N,) for one slot and (N, k) for k > 1."""
+    n_targets = len(target_names)
+
+    def forward_fake(logits, *args):
+        *targets, weight, _on_value, _off_value, _ignore_index = args
+        check_fake_args(logits, dict(zip(target_names, targets)), weight)
+        n = logits.shape[0]
+        dtype = opmath_dtype(logits.dtype)
+        loss_shape = (n,) if n_targets == 1 else (n, n_targets)
+        return (
+            logits.new_empty(loss_shape, dtype=dtype),
+            logits.new_empty((n,), dtype=dtype),
+            logits.new_empty((n,), dtype=torch.bool),
+        )
+
+    def backward_fake(grad_loss, logits, *args):
+        *targets, weight, _lse, _on_value, _off_value, _ignore_index = args
+        check_fake_args(logits, dict(zip(target_names, targets)), weight)
+        if n_targets > 1:
+            torch._check(
+                grad_loss.shape == (logits.shape[0], n_targets),
+                lambda: f"grad_loss must be (N, {n_targets}), got {tuple(grad_loss.shape)}",
+            )
+        return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+    def setup_context(ctx, inputs, output):
+        logits, *targets, weight, on_value, off_value, ignore_index = inputs
+        _, lse, _ = output
+        ctx.save_for_backward(logits, *targets, weight, lse)
+        ctx.smoothing = (on_value, off_value, ignore_index)
+        ctx.mark_non_differentiable(output[1], output[2])
+
+    def make_backward(backward_op):
+        def backward(ctx, grad_loss, grad_lse, grad_correct):
+            grad_logits = None
+            if ctx.needs_input_grad[0]:
+                if contiguous_grad_loss:
+                    grad_loss = grad_loss.contiguous()
+                if torch.is_grad_enabled():
+                    # create_graph=True (double backward): the kernels' backward is not
+                    # differentiable again, so this gradient is the reference's closed form
+                    # in PyTorch operators, with lse recomputed from the logits (the saved
+                    # one is a constant to autograd). Exact to every order.
+                    logits, *rest, _ = ctx.saved_tensors
+                    lse = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
+                    grad_logits = reference_backward(grad_loss, logits, *rest, lse, *ctx.smoothing)
+                else:
+                    grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
+            # logits, the targets, weight and the three smoothing arguments
+            return (grad_logits,) + (None,) * (n_targets + 4)
+
+        return backward
+
+    _library.register(
+        forward,
+        forward_fake,
+        backward=lambda b: make_backward(_library.op_for(backward, b)),
+        setup_context=setup_context,
+        reference=reference_forward,
+    )
+    _library.register(backward, backward_fake, reference=reference_backward)
+
+
+_register_loss_ops(
+    _library.LSCE_FORWARD,
+    _library.LSCE_BACKWARD,
+    ("target",),
+    label_smoothing_cross_entropy_forward,
+    label_smoothing_cross_entropy_backward,
+)
+# The kernels take grad_loss contiguous (the Triton kernel specialises its slot stride to 1).
+_register_loss_ops(
+    _library.MIXUP_CE_FORWARD,
+    _library.MIXUP_CE_BACKWARD,
+    ("target_a", "target_b"),
+    mixup_cross_entropy_forward,
+    mixup_cross_entropy_backward,
+    contiguous_grad_loss=True,
+)
+
+_REFERENCE_ROWS = {
+    _library.LSCE_FORWARD: label_smoothing_cross_entropy_rows,
+    _library.MIXUP_CE_FORWARD: mixup_cross_entropy_rows,
+}
+
+
+def loss_rows(forward: str, backend: str, logits: torch.Tensor, *args):
+    """(loss, correct) per row from the forward op ``forward`` on ``backend``; ``args`` are the
+    op's arguments after the logits. The reference backend runs its differentiable formula."""
+    if backend == "reference":
+        return _REFERENCE_ROWS[forward](logits, *args)
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    loss, _, correct = _library.op_for(forward, backend)(logits, *args)
+    return loss, correct
