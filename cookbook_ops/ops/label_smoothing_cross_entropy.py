@@ -1,9 +1,9 @@
 """Public label-smoothed cross-entropy: argument checks, backend choice and the reduction.
 
-The kernels (registered in :mod:`cookbook_ops.ops.cross_entropy`) compute per-row losses in op-math precision plus the per-row log-sum-exp that
-backward needs; the reduction (a sum over N values and, for ``mean``, the sum of target
-weights) is a few tiny PyTorch ops here, so every reduction and any ``grad_output`` cost the
-kernels nothing extra.
+The kernels (registered in :mod:`cookbook_ops.ops.cross_entropy`) compute per-row losses in
+op-math precision plus the per-row log-sum-exp that backward needs; the reduction (a sum over N
+values and, for ``mean``, the sum of target weights) is a few tiny PyTorch ops here, so every
+reduction and any ``grad_output`` cost the kernels nothing extra.
 """
 
 from __future__ import annotations
