@@ -99,8 +99,15 @@ KERNELS = {
     }
     for op, family in _library.OPS.items()
 }
-CPU_KERNELS = EXTENSION_LOADED and all(k["cpu"] for k in KERNELS.values())
-CUDA_KERNELS = EXTENSION_LOADED and all(k["cuda"] for k in KERNELS.values())
+
+
+def _all_kernels(backend: str) -> bool:
+    """Whether every op family that has kernels for ``backend`` got them loaded."""
+    return all(KERNELS[op][backend] for op, f in _library.OPS.items() if backend in f.backends)
+
+
+CPU_KERNELS = EXTENSION_LOADED and _all_kernels("cpu")
+CUDA_KERNELS = EXTENSION_LOADED and _all_kernels("cuda")
 
 _ENV_BACKEND = os.environ.get("COOKBOOK_OPS_BACKEND", "auto").strip().lower() or "auto"
 if _ENV_BACKEND not in BACKENDS:
@@ -111,7 +118,7 @@ _backend_stack: list[str] = []
 
 def _has_op_kernels(name: str, op: str | None) -> bool:
     if op is None:
-        return all(k[name] for k in KERNELS.values())
+        return _all_kernels(name)
     return KERNELS[op][name]
 
 

@@ -140,6 +140,24 @@ _NORMALIZE_IMAGES = (
 NORMALIZE_IMAGES = "normalize_images_forward"
 _define(NORMALIZE_IMAGES, _NORMALIZE_IMAGES)
 
+# --- resized crop + flip + normalize (+ mixup): the cookbook's train/val transforms ------------
+# images: N uint8 tensors, each (H_i, W_i, C) when nhwc else (C, H_i, W_i), contiguous, all on
+# one device (a batched (N, H, W, C) tensor is passed as its N views); boxes (N, 4) int64 rows
+# (top, left, height, width), inside image i and non-empty; out_h, out_w > 0. Per image, the
+# box region of x / 255 is resized to (out_h, out_w) by bilinear interpolation with
+# align_corners=False (with antialias: torchvision's/ATen's triangle filter widened by the
+# scale when downscaling, plain bilinear when upscaling), accumulated in float32; then mirrored
+# along W where flip is set, normalized with mean/std (C,) float32 and blended as
+# normalize_images does (lam (N,) float32, index (N,) int64 permutation, both or neither),
+# rounded once to out_dtype. Result (N, C, out_h, out_w), channels_last when channels_last.
+_RESIZED_CROP_NORMALIZE = (
+    "(Tensor[] images, Tensor boxes, int out_h, int out_w, Tensor mean, Tensor std, "
+    "Tensor? flip, Tensor? lam, Tensor? index, bool nhwc, bool antialias, ScalarType out_dtype, "
+    "bool channels_last) -> Tensor"
+)
+RESIZED_CROP_NORMALIZE = "resized_crop_normalize_forward"
+_define(RESIZED_CROP_NORMALIZE, _RESIZED_CROP_NORMALIZE)
+
 
 @dataclass(frozen=True)
 class OpFamily:
@@ -165,6 +183,8 @@ OPS = {
         OpFamily(CUTMIX_FORWARD, (CUTMIX_BACKWARD,)),
         OpFamily(MIXUP_CE_FORWARD, (MIXUP_CE_BACKWARD,)),
         OpFamily(NORMALIZE_IMAGES, ()),
+        # kernels land backend by backend; until then the reference serves every device
+        OpFamily(RESIZED_CROP_NORMALIZE, (), backends=()),
     )
 }
 FORWARD_OPS = tuple(OPS)
