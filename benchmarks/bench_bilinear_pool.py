@@ -39,6 +39,7 @@ from harness.environment import import_cookbook_ops
 from harness.floors import element_size
 from harness.groups import new_records, time_group
 from harness.impls import OUR_BACKENDS, backend_unavailable_reason, impl_fn, unknown_impl
+from harness.overhead import both_passes
 from harness.spec import BenchSpec, dtype_name
 from harness.timing import Timing, time_cpu, time_cuda
 
@@ -351,6 +352,14 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 2 samples of 8 channels on a 4x4 map, nearly all host work."""
+    x = torch.randn(2, 8, 4, 4, device=device, requires_grad=True)
+    ours = _ours("auto")
+    grad = torch.randn(2, 64, device=device)
+    return both_passes("2x8x4x4", lambda: eager_pool(x), lambda: ours(x), grad)
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -365,6 +374,7 @@ SPEC = BenchSpec(
     run_group=run_group,
     config={"eps": EPS},
     extra={"floor_note": FLOOR_NOTE, "notes": NOTES, "matmul_rates": MATMUL_RATES},
+    overhead_cases=overhead_cases,
 )
 
 

@@ -39,6 +39,7 @@ from harness.impls import (
     import_failure,
     unknown_impl,
 )
+from harness.overhead import both_passes
 from harness.spec import BenchSpec
 
 cookbook_ops = import_cookbook_ops()
@@ -245,6 +246,14 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 rows of 10 classes, where a call is nearly all host work."""
+    x = torch.randn(8, 10, device=device, requires_grad=True)
+    t = torch.randint(0, 10, (8,), device=device)
+    ours = _ours("auto")
+    return both_passes("8x10", lambda: eager_loss(x, t), lambda: ours(x, t))
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -259,6 +268,7 @@ SPEC = BenchSpec(
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"smoothing": SMOOTHING},
+    overhead_cases=overhead_cases,
 )
 
 

@@ -62,8 +62,17 @@ from harness.impls import (
     import_failure,
     unknown_impl,
 )
+from harness.overhead import both_passes
 from harness.spec import BenchSpec, dtype_name, parse_kind_sizes
-from mixup_impls import NUM_CLASSES, TIMM_MODE, make_blend_fn, make_inputs, timm_error
+from mixup_impls import (
+    NUM_CLASSES,
+    TIMM_MODE,
+    eager_cutmix,
+    eager_mixup,
+    make_blend_fn,
+    make_inputs,
+    timm_error,
+)
 
 cookbook_ops = import_cookbook_ops()
 
@@ -300,6 +309,24 @@ def parse_shapes(text: str) -> list[Shape]:
     return [Shape(v, n, c, h, w, "custom") for v, (n, c, h, w) in items]
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 samples of 3x4x4, where a call is nearly all host work."""
+    x = torch.randn(8, 3, 4, 4, device=device, requires_grad=True)
+    index = torch.randperm(8, device=device)
+    boxes = torch.tensor([[1, 1, 3, 3]] * 8, device=device)
+    grad = torch.randn(8, 3, 4, 4, device=device)
+    mix = cookbook_ops.mixup
+    cut = cookbook_ops.cutmix
+    return both_passes(
+        "mixup 8x3x4x4", lambda: eager_mixup(x, 0.3, index), lambda: mix(x, 0.3, index), grad
+    ) + both_passes(
+        "cutmix 8x3x4x4",
+        lambda: eager_cutmix(x, boxes, index)[0],
+        lambda: cut(x, boxes, index)[0],
+        grad,
+    )
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -330,6 +357,7 @@ SPEC = BenchSpec(
         "notes": NOTES,
     },
     auto_backend_ops=("mixup_forward", "cutmix_forward"),
+    overhead_cases=overhead_cases,
 )
 
 

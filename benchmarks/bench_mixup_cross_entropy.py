@@ -56,6 +56,7 @@ from harness.impls import (
     import_failure,
     unknown_impl,
 )
+from harness.overhead import both_passes
 from harness.spec import BenchSpec, parse_kind_sizes
 
 cookbook_ops = import_cookbook_ops()
@@ -261,6 +262,15 @@ def parse_shapes(text: str) -> list[Shape]:
     return [Shape(n, c, lam, "custom") for lam, (n, c) in items]
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 rows of 10 classes, a float lam, where a call is nearly all host work."""
+    x = torch.randn(8, 10, device=device, requires_grad=True)
+    ya = torch.randint(0, 10, (8,), device=device)
+    yb = ya.roll(1)
+    ours = _ours("auto")
+    return both_passes("8x10", lambda: eager_loss(x, ya, yb, 0.3), lambda: ours(x, ya, yb, 0.3))
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -288,6 +298,7 @@ SPEC = BenchSpec(
         "notes": NOTES,
     },
     auto_backend_ops=(FORWARD_OP,),
+    overhead_cases=overhead_cases,
 )
 
 

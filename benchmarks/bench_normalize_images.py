@@ -50,6 +50,7 @@ from harness.impls import (
     import_failure,
     unknown_impl,
 )
+from harness.overhead import OverheadCase
 from harness.spec import BenchSpec, dtype_name, parse_kind_sizes
 from harness.timing import Timing
 
@@ -308,6 +309,21 @@ def parse_shapes(text: str) -> list[Shape]:
     return [Shape(v, n, h, w, c, "custom") for v, (n, h, w, c) in items]
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 uint8 NHWC images of 4x4x3 (not differentiable: forward only)."""
+    images = torch.randint(0, 256, (8, 4, 4, 3), dtype=torch.uint8, device=device)
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+
+    def eager():
+        return (images.permute(0, 3, 1, 2).float() / 255 - mean) / std
+
+    def ours():
+        return cookbook_ops.normalize_images(images, MEAN, STD)
+
+    return [OverheadCase("8x4x4x3", "fwd", eager, ours)]
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -339,6 +355,7 @@ SPEC = BenchSpec(
         "notes": NOTES,
     },
     extra_sections=lambda run: [("images per second", images_per_second_table(run))],
+    overhead_cases=overhead_cases,
 )
 
 

@@ -14,6 +14,7 @@ same run), because absolute times on shared machines do not reproduce.
 - :mod:`harness.floors`: copy bandwidth and the memory floor;
 - :mod:`harness.environment`: what produced a result (hardware, versions, commit);
 - :mod:`harness.output`: the JSON written while a run goes, and its progress;
+- :mod:`harness.overhead`: ``--overhead``, per-call host cost on tiny shapes against eager;
 - :mod:`harness.suite`: the pytest-benchmark suites' helpers.
 
 The scripts run with ``benchmarks/`` as the first entry of ``sys.path``, so the package imports

@@ -10,6 +10,7 @@ from pathlib import Path
 import make_report
 import torch
 
+from harness import overhead
 from harness.environment import BENCH_DIR, environment
 from harness.floors import copy_bandwidth
 from harness.impls import auto_backend
@@ -37,6 +38,11 @@ def parse_args(spec: BenchSpec, argv=None):
         type=float,
         default=None,
         help="seconds; (shape, dtype, pass) groups not started by then are recorded as skipped",
+    )
+    p.add_argument(
+        "--overhead",
+        action="store_true",
+        help="per-call host overhead on tiny shapes against eager, interleaved (no sweep)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-plot", action="store_true")
@@ -98,6 +104,8 @@ def main(spec: BenchSpec, argv=None) -> int:
     json_path = out_dir / f"{stem}.json"
 
     env = environment(args.device)
+    if args.overhead:
+        return overhead.run(spec, args, env, out_dir)
     print(f"# {spec.benchmark} on {env['device_name']} ({args.device})", flush=True)
     print(
         f"torch {env['torch']}, triton {env['triton']}, cookbook_ops {env['cookbook_ops']}, "

@@ -7,7 +7,8 @@ op supplies its shapes and three callables, typed here as protocols:
 
 - :class:`UnavailableReason`: whether an implementation can run on a device at all;
 - :class:`ParseShapes`: the ``--shapes`` text as shapes;
-- :class:`RunGroup`: every implementation timed on one (shape, dtype, pass) group.
+- :class:`RunGroup`: every implementation timed on one (shape, dtype, pass) group;
+- :class:`OverheadCases` (optional): the tiny cases of ``--overhead``.
 
 The same module is also what a pytest-benchmark suite ``test_bench_<op>.py`` drives through
 :mod:`harness.suite`; what the suite needs of it is :class:`SuiteBench`.
@@ -23,6 +24,7 @@ import torch
 if TYPE_CHECKING:
     from harness.cases import Case, Prepared
     from harness.output import Progress
+    from harness.overhead import OverheadCase
 
 PASSES = ("fwd", "fwd+bwd")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -87,6 +89,12 @@ class RunGroup(Protocol):
 class ShapeDict(Protocol):
     def __call__(self, shape: Shape) -> dict:
         """The JSON form of ``shape``; its keys other than "name" identify a skipped group."""
+        ...
+
+
+class OverheadCases(Protocol):
+    def __call__(self, device: str) -> list[OverheadCase]:
+        """The tiny cases whose per-call host cost ``--overhead`` compares with eager's."""
         ...
 
 
@@ -155,6 +163,8 @@ class BenchSpec:
     extra: dict = field(default_factory=dict)
     auto_backend_ops: tuple[str, ...] = ()
     extra_sections: ExtraSections | None = None
+    # ``--overhead``: the op's tiny cases for a device (see harness.overhead)
+    overhead_cases: OverheadCases | None = None
 
 
 class SuiteBench(Protocol):
