@@ -126,6 +126,29 @@ MIXUP_CE_BACKWARD = "mixup_cross_entropy_backward"
 _define(MIXUP_CE_FORWARD, _MIXUP_CE_FORWARD)
 _define(MIXUP_CE_BACKWARD, _MIXUP_CE_BACKWARD)
 
+# --- cross-entropy against probability targets (F.cross_entropy with a float target) ---------
+# logits (N, C) with unit stride along C; target (N, C) in the dtype of logits, unit stride
+# along C; weight (C,) or None. Row i, with q = target_i and a_c = w_c ((on - off) q_c + off)
+# (w = 1 without class weights; uniform smoothing e gives (1 - e) q + e / C, PyTorch's
+# label_smoothing):  loss_i = S_i lse_i - sum_c a_c x_c  with  target_sum S_i = sum_c a_c,
+# in IEEE arithmetic as PyTorch's -sum_c a_c log p_c: a -inf logit gives +inf where a_c > 0 and
+# NaN where a_c == 0. correct_i = argmax(logits_i) == argmax(target_i).
+_SOFT_CE_FORWARD = (
+    "(Tensor logits, Tensor target, Tensor? weight, float on_value, float off_value) "
+    "-> (Tensor loss, Tensor lse, Tensor target_sum, Tensor correct)"
+)
+# grad_loss (N,) op-math; d loss / d logits = g_i (S_i p_c - a_c), shaped and typed like logits.
+_SOFT_CE_BACKWARD = (
+    "(Tensor grad_loss, Tensor logits, Tensor target, Tensor? weight, Tensor lse, "
+    "Tensor target_sum, float on_value, float off_value) -> Tensor"
+)
+
+SOFT_CE_FORWARD = "soft_target_cross_entropy_forward"
+SOFT_CE_BACKWARD = "soft_target_cross_entropy_backward"
+
+_define(SOFT_CE_FORWARD, _SOFT_CE_FORWARD)
+_define(SOFT_CE_BACKWARD, _SOFT_CE_BACKWARD)
+
 # --- uint8 images to a normalized float batch -------------------------------------------------
 # images uint8, (N, H, W, C) when nhwc else (N, C, H, W), contiguous; mean, std (C,) float32 in
 # 0..1 units; flip (N,) bool or None: sample j is mirrored along W before anything else;
@@ -182,6 +205,7 @@ OPS = {
         OpFamily(MIXUP_FORWARD, (MIXUP_BACKWARD, MIXUP_PAIRS)),
         OpFamily(CUTMIX_FORWARD, (CUTMIX_BACKWARD,)),
         OpFamily(MIXUP_CE_FORWARD, (MIXUP_CE_BACKWARD,)),
+        OpFamily(SOFT_CE_FORWARD, (SOFT_CE_BACKWARD,)),
         OpFamily(NORMALIZE_IMAGES, ()),
         # kernels land backend by backend; until then the reference serves every device
         OpFamily(RESIZED_CROP_NORMALIZE, (), backends=()),

@@ -102,9 +102,21 @@ def _check_target_fake(name, t, n):
     torch._check(t.shape[0] == n, lambda: f"{name} has {t.shape[0]} rows but logits has {n}")
 
 
-def check_fake_args(logits, targets: dict, weight):
+def _check_probability_target_fake(name, t, logits):
+    torch._check(
+        t.shape == logits.shape,
+        lambda: f"{name} must have the shape of logits {tuple(logits.shape)}, got {tuple(t.shape)}",
+    )
+    torch._check(
+        t.dtype == logits.dtype,
+        lambda: f"{name} must have the dtype of logits ({logits.dtype}), got {t.dtype}",
+    )
+
+
+def check_fake_args(logits, targets: dict, weight, probability_targets: bool = False):
     """The checks the fake kernels of every cross-entropy op make; ``targets`` maps each
-    target's argument name to it (messages name the argument)."""
+    target's argument name to it (messages name the argument). ``probability_targets``: each
+    target is (N, C) in the dtype of logits instead of (N,) int64."""
     torch._check(
         logits.dim() == 2, lambda: f"logits must be (N, C), got shape {tuple(logits.shape)}"
     )
@@ -113,7 +125,10 @@ def check_fake_args(logits, targets: dict, weight):
         lambda: f"logits must be a floating tensor, got {logits.dtype}",
     )
     for name, t in targets.items():
-        _check_target_fake(name, t, logits.shape[0])
+        if probability_targets:
+            _check_probability_target_fake(name, t, logits)
+        else:
+            _check_target_fake(name, t, logits.shape[0])
     if weight is not None:
         torch._check(
             weight.dim() == 1 and weight.shape[0] == logits.shape[1],

@@ -20,6 +20,9 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_backward,
     label_smoothing_cross_entropy_forward,
     label_smoothing_cross_entropy_rows,
+    soft_target_cross_entropy_backward,
+    soft_target_cross_entropy_forward,
+    soft_target_cross_entropy_rows,
 )
 from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_backward,
@@ -35,27 +38,32 @@ def _register_loss_ops(
     reference_forward,
     reference_backward,
     contiguous_grad_loss: bool = False,
+    row_stats: int = 1,
+    probability_targets: bool = False,
 ) -> None:
     """Fake kernels and autograd for the extension op pair and its twins, and the reference as
     the CompositeExplicitAutograd fallback. ``target_names`` names the target slots; the loss is
-    (N,) for one slot and (N, k) for k > 1."""
+    (N,) for one slot and (N, k) for k > 1. The forward op returns (loss, *stats, correct) with
+    ``row_stats`` per-row (N,) statistics, lse first, that backward takes after the weight; the
+    arguments after the weight (smoothing scalars) pass through to backward unchanged.
+    ``probability_targets``: the one target is (N, C) floating, not (N,) int64."""
     n_targets = len(target_names)
 
     def forward_fake(logits, *args):
-        *targets, weight, _on_value, _off_value, _ignore_index = args
-        check_fake_args(logits, dict(zip(target_names, targets)), weight)
+        targets, weight = args[:n_targets], args[n_targets]
+        check_fake_args(logits, dict(zip(target_names, targets)), weight, probability_targets)
         n = logits.shape[0]
         dtype = opmath_dtype(logits.dtype)
         loss_shape = (n,) if n_targets == 1 else (n, n_targets)
         return (
             logits.new_empty(loss_shape, dtype=dtype),
-            logits.new_empty((n,), dtype=dtype),
+            *(logits.new_empty((n,), dtype=dtype) for _ in range(row_stats)),
             logits.new_empty((n,), dtype=torch.bool),
         )
 
     def backward_fake(grad_loss, logits, *args):
-        *targets, weight, _lse, _on_value, _off_value, _ignore_index = args
-        check_fake_args(logits, dict(zip(target_names, targets)), weight)
+        targets, weight = args[:n_targets], args[n_targets]
+        check_fake_args(logits, dict(zip(target_names, targets)), weight, probability_targets)
         if n_targets > 1:
             torch._check(
                 grad_loss.shape == (logits.shape[0], n_targets),
@@ -64,14 +72,14 @@ def _register_loss_ops(
         return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
     def setup_context(ctx, inputs, output):
-        logits, *targets, weight, on_value, off_value, ignore_index = inputs
-        _, lse, _ = output
-        ctx.save_for_backward(logits, *targets, weight, lse)
-        ctx.smoothing = (on_value, off_value, ignore_index)
-        ctx.mark_non_differentiable(output[1], output[2])
+        # (logits, *targets, weight, *scalars) -> (loss, *stats, correct)
+        ctx.save_for_backward(*inputs[: n_targets + 2], *output[1:-1])
+        ctx.smoothing = tuple(inputs[n_targets + 2 :])
+        ctx.n_inputs = len(inputs)
+        ctx.mark_non_differentiable(*output[1:])
 
     def make_backward(backward_op):
-        def backward(ctx, grad_loss, grad_lse, grad_correct):
+        def backward(ctx, grad_loss, *_grad_stats_and_correct):
             grad_logits = None
             if ctx.needs_input_grad[0]:
                 if contiguous_grad_loss:
@@ -81,13 +89,16 @@ def _register_loss_ops(
                     # differentiable again, so this gradient is the reference's closed form
                     # in PyTorch operators, with lse recomputed from the logits (the saved
                     # one is a constant to autograd). Exact to every order.
-                    logits, *rest, _ = ctx.saved_tensors
-                    lse = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
-                    grad_logits = reference_backward(grad_loss, logits, *rest, lse, *ctx.smoothing)
+                    logits, *rest = ctx.saved_tensors
+                    rest[n_targets + 1] = torch.logsumexp(
+                        logits.to(opmath_dtype(logits.dtype)), dim=1
+                    )
+                    grad_logits = reference_backward(grad_loss, logits, *rest, *ctx.smoothing)
                 else:
                     grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
-            # logits, the targets, weight and the three smoothing arguments
-            return (grad_logits,) + (None,) * (n_targets + 4)
+            # the targets (probability targets that need a gradient take the reference path),
+            # weight and the smoothing arguments
+            return (grad_logits,) + (None,) * (ctx.n_inputs - 1)
 
         return backward
 
@@ -118,9 +129,22 @@ _register_loss_ops(
     contiguous_grad_loss=True,
 )
 
+# Probability targets: forward also saves S_i = sum_c a_c (the target's weighted sum), so that
+# backward is one pass.
+_register_loss_ops(
+    _library.SOFT_CE_FORWARD,
+    _library.SOFT_CE_BACKWARD,
+    ("target",),
+    soft_target_cross_entropy_forward,
+    soft_target_cross_entropy_backward,
+    row_stats=2,
+    probability_targets=True,
+)
+
 _REFERENCE_ROWS = {
     _library.LSCE_FORWARD: label_smoothing_cross_entropy_rows,
     _library.MIXUP_CE_FORWARD: mixup_cross_entropy_rows,
+    _library.SOFT_CE_FORWARD: soft_target_cross_entropy_rows,
 }
 
 
@@ -131,5 +155,5 @@ def loss_rows(forward: str, backend: str, logits: torch.Tensor, *args):
         return _REFERENCE_ROWS[forward](logits, *args)
     if logits.stride(1) != 1:
         logits = logits.contiguous()
-    loss, _, correct = _library.op_for(forward, backend)(logits, *args)
-    return loss, correct
+    outputs = _library.op_for(forward, backend)(logits, *args)
+    return outputs[0], outputs[-1]

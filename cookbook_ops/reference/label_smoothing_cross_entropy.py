@@ -46,7 +46,11 @@ def label_smoothing_cross_entropy_rows(
         w = weight.to(x.dtype)
         smooth = -(logp * w).sum(dim=1)
         w_y = w[safe]
-    loss = (on_value - off_value) * w_y * nll + off_value * smooth
+    loss = (on_value - off_value) * w_y * nll
+    if off_value != 0.0:
+        # Without smoothing the term is absent, not 0 * smooth: a masked (-inf) logit makes
+        # smooth infinite, and PyTorch's loss stays finite there.
+        loss = loss + off_value * smooth
     # where, not multiply: an ignored row must not pass NaN/inf into the sum or its gradient.
     loss = torch.where(valid, loss, torch.zeros((), dtype=loss.dtype, device=loss.device))
     if num_classes > 0:
@@ -93,3 +97,63 @@ def label_smoothing_cross_entropy_backward(
     grad = grad.scatter_add(1, safe.unsqueeze(1), (-on_off * w_y).unsqueeze(1))
     g = torch.where(valid, grad_loss.to(dtype), torch.zeros((), dtype=dtype, device=logits.device))
     return (g.unsqueeze(1) * grad).to(logits.dtype)
+
+
+# --- probability targets ----------------------------------------------------------------------
+# Row i, probability target q (the logits' shape): a_c = w_c ((on - off) q_c + off), which is the
+# smoothed target of the index form when q is one-hot (uniform: (1 - e) q + e / C, PyTorch's
+# label_smoothing for probability targets), and loss_i = -sum_c a_c log p_c. Plain IEEE
+# arithmetic, as F.cross_entropy: a masked (-inf) logit gives +inf where a_c > 0 and NaN where
+# a_c == 0 (0 * -inf), while the gradient stays finite.
+
+
+def soft_target_coefficients(target, weight, on_value, off_value, dtype):
+    """a = w ((on - off) q + off) in ``dtype`` (N x C: the reference allocates freely)."""
+    a = (on_value - off_value) * target.to(dtype) + off_value
+    if weight is not None:
+        a = a * weight.to(dtype)
+    return a
+
+
+def _argmax_or_false(logits, target):
+    if logits.shape[1] == 0:
+        return torch.zeros(logits.shape[:1], dtype=torch.bool, device=logits.device)
+    return logits.argmax(dim=1) == target.argmax(dim=1)
+
+
+def soft_target_cross_entropy_rows(logits, target, weight, on_value, off_value):
+    """Differentiable per-row loss (op-math dtype; in logits and target) and the correct flags
+    (argmax of the logits == argmax of the target). logits and target are (N, C)."""
+    x = logits.to(opmath_dtype(logits.dtype))
+    a = soft_target_coefficients(target, weight, on_value, off_value, x.dtype)
+    loss = -(torch.log_softmax(x, dim=1) * a).sum(dim=1)
+    return loss, _argmax_or_false(logits, target)
+
+
+def soft_target_cross_entropy_forward(logits, target, weight, on_value, off_value):
+    """Reference of the forward op: (loss, lse, target_sum, correct)."""
+    with torch.no_grad():
+        loss, correct = soft_target_cross_entropy_rows(logits, target, weight, on_value, off_value)
+        dtype = opmath_dtype(logits.dtype)
+        lse = _nan_for_plus_inf(torch.logsumexp(logits.to(dtype), dim=1))
+        target_sum = soft_target_coefficients(target, weight, on_value, off_value, dtype).sum(1)
+    return loss, lse, target_sum, correct
+
+
+def _nan_for_plus_inf(lse):
+    # A +inf logit makes the whole row of log_softmax NaN (inf - inf), so PyTorch's gradient
+    # row is NaN: a NaN lse carries that through exp(x - lse) to every class.
+    return torch.where(lse == float("inf"), float("nan"), lse)
+
+
+def soft_target_cross_entropy_backward(
+    grad_loss, logits, target, weight, lse, target_sum, on_value, off_value
+):
+    """Reference of the backward op, the closed form the kernels use:
+    d loss_i / d x_c = g_i (S_i p_c - a_c), p = exp(x - lse), S_i = sum_c a_c."""
+    dtype = opmath_dtype(logits.dtype)
+    x = logits.to(dtype)
+    p = torch.exp(x - _nan_for_plus_inf(lse.to(dtype)).unsqueeze(1))
+    a = soft_target_coefficients(target, weight, on_value, off_value, dtype)
+    grad = target_sum.to(dtype).unsqueeze(1) * p - a
+    return (grad_loss.to(dtype).unsqueeze(1) * grad).to(logits.dtype)

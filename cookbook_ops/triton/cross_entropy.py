@@ -242,7 +242,9 @@ def _target_loss(
     ignored, NaN where it is out of range (only reachable on CUDA: CPU targets are checked)."""
     y, y_safe, keep, in_range = _load_target(target_ptr, rows, n_cols, ignore_index)
     nll = _target_nll(logits_ptr, row_start, weight_ptr, y_safe, m, log_s, HAS_WEIGHT)
-    loss = delta * nll + off * smooth
+    # No smoothing term at all when off is 0 (not 0 * smooth): a masked (-inf) logit makes
+    # smooth infinite, and plain cross-entropy stays finite there.
+    loss = delta * nll + tl.where(off == 0.0, 0.0, off * smooth)
     loss = tl.where(in_range, loss, float("nan"))
     loss = tl.where(keep, loss, 0.0)
     return loss, y

@@ -373,7 +373,12 @@ __global__ void __launch_bounds__(max_threads<scalar_t>(), 1)
       // exact; the same for every slot.
       const acc_t smooth =
           kWeighted ? r.wn * log_s - r.wd : static_cast<acc_t>(n_cols) * log_s - r.d;
-      loss = (p.on_value - p.off_value) * target_part + p.off_value * smooth;
+      loss = (p.on_value - p.off_value) * target_part;
+      // Absent without smoothing (not 0 * smooth): a masked (-inf) logit makes smooth
+      // infinite, and plain cross-entropy stays finite there.
+      if (p.off_value != acc_t(0)) {
+        loss += p.off_value * smooth;
+      }
     }
     p.loss[row * kSlots + k] = loss;
   }
