@@ -18,12 +18,15 @@ from cookbook_ops._backend import available_backends, build_info, use_backend
 from cookbook_ops._version import __version__
 from cookbook_ops.ops import (
     bilinear_pool,
+    center_crop_boxes,
     cutmix,
     label_smoothing_cross_entropy,
     mixup,
     mixup_cross_entropy,
     mixup_pairs_,
     normalize_images,
+    random_resized_crop_boxes,
+    resized_crop_normalize,
 )
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "available_backends",
     "bilinear_pool",
     "build_info",
+    "center_crop_boxes",
     "cutmix",
     "label_smoothing_cross_entropy",
     "mixup",
@@ -38,8 +42,10 @@ __all__ = [
     "mixup_pairs_",
     "nn",
     "normalize_images",
+    "random_resized_crop_boxes",
     "recipe",
     "reference",
+    "resized_crop_normalize",
     "use_backend",
 ]
 

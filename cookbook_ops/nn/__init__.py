@@ -4,6 +4,7 @@ from cookbook_ops.nn.loss import LSR, LabelSmoothingCrossEntropy
 from cookbook_ops.nn.mixup import MixedTarget, Mixup, MixupCrossEntropy
 from cookbook_ops.nn.normalize import NormalizeImages
 from cookbook_ops.nn.pooling import BilinearPooling
+from cookbook_ops.nn.transforms import RandomResizedCropNormalize, ResizeCenterCropNormalize
 
 __all__ = [
     "LSR",
@@ -13,4 +14,6 @@ __all__ = [
     "MixedTarget",
     "Mixup",
     "MixupCrossEntropy",
+    "RandomResizedCropNormalize",
+    "ResizeCenterCropNormalize",
 ]

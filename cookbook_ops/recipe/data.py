@@ -4,6 +4,9 @@
 bytes of a float batch to copy between worker processes and to the GPU; ToTensor, Normalize
 and the flip then run on the whole batch in one pass
 (:func:`cookbook_ops.normalize_images`, :class:`cookbook_ops.nn.NormalizeImages`).
+``collate_uint8_list`` keeps images of different sizes as a list of uint8 tensors, for the
+crop transforms that resize on the device (:class:`cookbook_ops.nn.RandomResizedCropNormalize`,
+:class:`cookbook_ops.nn.ResizeCenterCropNormalize`).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch.utils.data import default_collate
 
-__all__ = ["uint8_collate"]
+__all__ = ["collate_uint8_list", "uint8_collate"]
 
 
 def _as_hwc_uint8(image, position: int):
@@ -94,3 +97,32 @@ def uint8_collate(batch):
         return out
     rest = [default_collate([s[k] for s in batch]) for k in range(1, len(batch[0]))]
     return (out, *rest)
+
+
+def collate_uint8_list(batch):
+    """``collate_fn`` for a DataLoader whose images differ in size: like :func:`uint8_collate`
+    (PIL images, uint8 HWC or HW numpy arrays or tensors, bare or in ``(image, target, ...)``
+    tuples), but the images stay a list of N uint8 (H_i, W_i, C) tensors (grayscale: C = 1),
+    as :func:`cookbook_ops.resized_crop_normalize` takes them. Arrays become tensors without a
+    copy where their memory allows it. Other fields go through PyTorch's default collate.
+    """
+    if not isinstance(batch, (list, tuple)) or len(batch) == 0:
+        raise ValueError("collate_uint8_list needs a non-empty list of samples")
+    paired = isinstance(batch[0], (tuple, list))
+    if paired and any(not isinstance(s, (tuple, list)) or len(s) != len(batch[0]) for s in batch):
+        raise ValueError("every sample must be a tuple of the same length as the first one")
+    images = []
+    for i, s in enumerate(batch):
+        image = _as_hwc_uint8(s[0] if paired else s, i)
+        if not isinstance(image, torch.Tensor):
+            import numpy as np
+
+            array = np.ascontiguousarray(image)
+            if not array.flags.writeable:  # a PIL image's buffer: torch wants its own
+                array = array.copy()
+            image = torch.from_numpy(array)
+        images.append(image.contiguous())
+    if not paired:
+        return images
+    rest = [default_collate([s[k] for s in batch]) for k in range(1, len(batch[0]))]
+    return (images, *rest)
