@@ -227,6 +227,50 @@ def op_for(name: str, backend: str):
     return op(twin(name, backend))
 
 
+def _autograd_kernel(overload, backward: Callable, setup_context: Callable) -> Callable:
+    """The Autograd-key kernel of ``overload``: what ``torch.library.register_autograd``
+    registers, less its per-call work that these ops do not need. Every argument of these
+    schemas is positional and always passed (no defaults to fill back in, no keyword-only or
+    tensor-list arguments), so the arguments go to ``setup_context`` as the dispatcher gave
+    them; filling defaults back in from the schema cost more than the whole kernel call of a
+    small problem. ``backward`` and ``setup_context`` have register_autograd's signatures."""
+    after_autograd = torch._C._after_autograd_keyset
+
+    def redispatch(keyset, args):
+        with torch._C._AutoDispatchBelowAutograd():
+            return overload.redispatch(keyset & after_autograd, *args)
+
+    def forward(ctx, *args):
+        # the last argument is the dispatch key set, passed through apply
+        output = redispatch(args[-1], args[:-1])
+        setup_context(ctx, args[:-1], output)
+        return output
+
+    def backward_with_keyset(ctx, *grads):
+        needs_input_grad = ctx.needs_input_grad
+        ctx.needs_input_grad = needs_input_grad[:-1]
+        try:
+            grads_in = backward(ctx, *grads)
+        finally:
+            ctx.needs_input_grad = needs_input_grad
+        if not isinstance(grads_in, tuple):
+            grads_in = (grads_in,)
+        return (*grads_in, None)
+
+    function = type(
+        f"{overload._opname}_autograd",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(backward_with_keyset)},
+    )
+
+    def kernel(keyset, *args):
+        if torch._C.is_grad_enabled() and torch._C._any_requires_grad(*args):
+            return function.apply(*args, keyset)
+        return redispatch(keyset, args)
+
+    return kernel
+
+
 def register(
     name: str,
     fake: Callable,
@@ -245,8 +289,11 @@ def register(
         qualified_name = qualified(twin(name, backend))
         torch.library.register_fake(qualified_name, fake)
         if backward is not None:
-            torch.library.register_autograd(
-                qualified_name, backward(backend), setup_context=setup_context
+            lib.impl(
+                twin(name, backend),
+                _autograd_kernel(op(twin(name, backend)), backward(backend), setup_context),
+                "Autograd",
+                with_keyset=True,
             )
     if reference is not None:
         torch.library.impl(qualified(name), "CompositeExplicitAutograd")(reference)

@@ -30,6 +30,8 @@ def mean_denominator(target, weight, ignore_index: int, dtype: torch.dtype) -> t
     class weights (0 when every row is ignored, so the mean is NaN as in PyTorch)."""
     valid = target != ignore_index
     if weight is None:
-        return valid.sum().to(dtype)
+        # an int64 count: dividing the op-math loss by it gives the op-math dtype, and
+        # count_nonzero is the cheapest count of a small batch (host cost is the call here)
+        return torch.count_nonzero(valid)
     safe = torch.where(valid, target, 0).clamp(0, weight.shape[0] - 1)
     return torch.where(valid, weight.to(dtype)[safe], 0).sum()

@@ -302,13 +302,22 @@ def cutmix(x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor, *, backend
         raise ValueError(f"x must be (N, C, H, W), got shape {tuple(x.shape)}")
     n, _, height, width = x.shape
     check_index(index, n, x.device, "index")
-    check_permutation(index)
     if not isinstance(boxes, torch.Tensor) or boxes.dtype != torch.int64:
         raise TypeError("boxes must be an int64 tensor of (y0, x0, y1, x1) rows")
     if boxes.shape != (n, 4):
         raise ValueError(f"boxes must have shape ({n}, 4), got {tuple(boxes.shape)}")
     if boxes.device != x.device:
         raise ValueError(f"boxes is on {boxes.device} but x is on {x.device}")
+    boxes = boxes.contiguous()
+    chosen = _backend.resolve_backend(backend, x.device, _library.CUTMIX_FORWARD)
+    if chosen == "cpu" and not torch.compiler.is_compiling():
+        # The CPU kernel checks index and boxes in the pass that reads them (same ValueErrors),
+        # so lam needs no clipping: the boxes it pastes are the boxes given.
+        out = _op(_library.CUTMIX_FORWARD, chosen)(_dense(x), boxes, index)
+        sides = boxes.view(n, 2, 2)
+        area = (sides[:, 1] - sides[:, 0]).prod(1)
+        return out, 1 - area.to(torch.float32) / float(height * width)  # as cutmix_lam
+    check_permutation(index)
 
     def _inside():
         y0, x0, y1, x1 = boxes.unbind(1)
@@ -326,11 +335,9 @@ def cutmix(x: torch.Tensor, boxes: torch.Tensor, index: torch.Tensor, *, backend
         "(need 0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W)",
         _first_bad,
     )
-    boxes = boxes.contiguous()
     # From the boxes clipped to the image, as every kernel pastes them (GPU tensors are not
     # checked): lam always describes the output.
     lam = reference.cutmix_lam(boxes, height, width)
-    chosen = _backend.resolve_backend(backend, x.device, _library.CUTMIX_FORWARD)
     if chosen == "reference":
         mask = reference.box_mask(boxes, height, width).unsqueeze(1)
         return torch.where(mask, x[index], x), lam

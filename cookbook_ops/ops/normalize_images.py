@@ -96,12 +96,39 @@ def _to_device_without_sync(t: torch.Tensor, device: torch.device) -> torch.Tens
 # --- argument checks -----------------------------------------------------------------------
 
 
+# (values, channels, device) -> the float32 tensor of Python mean/std values: a pipeline passes
+# the same few constants every batch, so building the tensor (and its device copy) is paid once.
+_PYTHON_CONSTANTS: dict[tuple, tuple[object, torch.Tensor]] = {}
+
+
 def _channel_constants(
     value, name: str, channels: int | None, device: torch.device
 ) -> torch.Tensor:
     """mean or std as a float32 (C,) tensor on ``device``; one value is broadcast over the
     channels, as torchvision's Normalize does. Python values and CPU tensors are shaped on the
-    CPU and then moved without a sync; a tensor already on ``device`` stays there."""
+    CPU and then moved without a sync; a tensor already on ``device`` stays there. The tensor
+    made from Python values is cached (the kernels only read it)."""
+    if (type(value) is tuple or type(value) is float) and not torch.compiler.is_compiling():
+        key = (value, channels, device)
+        entry = _PYTHON_CONSTANTS.get(key)
+        # The same tuple object, or equal values of the same types (1 == 1.0 == True)
+        if entry is not None and (entry[0] is value or _types(entry[0]) == _types(value)):
+            return entry[1]
+        t = _make_channel_constants(value, name, channels, device)
+        if len(_PYTHON_CONSTANTS) >= _MAX_DEVICE_CONSTANTS:
+            _PYTHON_CONSTANTS.pop(next(iter(_PYTHON_CONSTANTS)))
+        _PYTHON_CONSTANTS[key] = (value, t)
+        return t
+    return _make_channel_constants(value, name, channels, device)
+
+
+def _types(value) -> tuple:
+    return tuple(map(type, value)) if type(value) is tuple else (type(value),)
+
+
+def _make_channel_constants(
+    value, name: str, channels: int | None, device: torch.device
+) -> torch.Tensor:
     if isinstance(value, torch.Tensor):
         if not value.is_floating_point():
             raise TypeError(
@@ -144,7 +171,7 @@ def _check_std_nonzero(std: torch.Tensor, given) -> None:
         if on_cpu_eager(given) and bool((given.detach().to(torch.float32) == 0).any()):
             raise ValueError(f"std must not contain zeros, got {given.tolist()}")
         return
-    values = given if isinstance(given, Sequence) else [given]
+    values = given if type(given) is tuple or isinstance(given, Sequence) else [given]
     # Plain Python values, checked without a tensor (so also while compiling): a float rounds
     # to float32 zero exactly when its magnitude is at most 2**-150.
     if any(abs(float(v)) <= 2.0**-150 for v in values):

@@ -488,7 +488,12 @@ struct Box {
   bool covers_row(int64_t h) const { return h >= y0 && h < y1 && c0 < c1; }
 };
 
-std::vector<Box> read_boxes(const at::Tensor& boxes_in, const Geometry& g, int64_t N) {
+// check_inside (the forward): every box must satisfy 0 <= y0 <= y1 <= H, 0 <= x0 <= x1 <= W,
+// checked in the pass that reads the boxes, so the Python layer leaves it to this kernel;
+// ValueError with the Python layer's message. Without it (backward, direct op calls) boxes are
+// clipped to the image as the GPU kernels clip them.
+std::vector<Box> read_boxes(const at::Tensor& boxes_in, const Geometry& g, int64_t N,
+                            bool check_inside = false) {
   TORCH_CHECK(boxes_in.device().is_cpu(), "boxes must be a CPU tensor, got ", boxes_in.device());
   TORCH_CHECK(boxes_in.scalar_type() == at::kLong, "boxes must be int64, got ",
               boxes_in.scalar_type());
@@ -499,6 +504,11 @@ std::vector<Box> read_boxes(const at::Tensor& boxes_in, const Geometry& g, int64
   std::vector<Box> out(N);
   for (int64_t i = 0; i < N; ++i) {
     const int64_t* r = p + 4 * i;
+    TORCH_CHECK_VALUE(!check_inside || (0 <= r[0] && r[0] <= r[2] && r[2] <= g.H && 0 <= r[1] &&
+                                        r[1] <= r[3] && r[3] <= g.W),
+                      "boxes must lie inside the ", g.H, "x", g.W,
+                      " image (need 0 <= y0 <= y1 <= H and 0 <= x0 <= x1 <= W) (boxes[", i, "] = [",
+                      r[0], ", ", r[1], ", ", r[2], ", ", r[3], "])");
     const int64_t y0 = std::clamp<int64_t>(r[0], 0, g.H);
     const int64_t y1 = std::clamp<int64_t>(r[2], y0, g.H);
     const int64_t x0 = std::clamp<int64_t>(r[1], 0, g.W);
@@ -522,10 +532,10 @@ at::Tensor cutmix_forward_cpu(const at::Tensor& x_in, const at::Tensor& boxes_in
                               const at::Tensor& index_in) {
   check_cutmix_x(x_in, "x", /*allow_uint8=*/true);
   const int64_t N = x_in.size(0);
-  const Index index = read_index(index_in, N, "index");
+  const Index index = read_permutation(index_in, N);
   const at::Tensor x = dense(x_in);
   const Geometry g = geometry(x);
-  const std::vector<Box> boxes = read_boxes(boxes_in, g, N);
+  const std::vector<Box> boxes = read_boxes(boxes_in, g, N, /*check_inside=*/true);
   at::Tensor out = empty_in_layout(x);
   if (x.numel() == 0) {
     return out;
