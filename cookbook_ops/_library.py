@@ -181,6 +181,42 @@ _RESIZED_CROP_NORMALIZE = (
 RESIZED_CROP_NORMALIZE = "resized_crop_normalize_forward"
 _define(RESIZED_CROP_NORMALIZE, _RESIZED_CROP_NORMALIZE)
 
+# --- fused classifier head: linear layer + cross-entropy, never the N x C logits ----------------
+# Composite ops written in Python: rows of input go through ATen GEMMs chunk_size at a time, and
+# each chunk of logits through the cross-entropy ops of ``backend`` (a concrete backend name:
+# reference, cpu, cuda or triton); no backend has kernels of its own for them, so they are not
+# in OPS. input (N, K), weight (C, K), bias (C,) or None, all one dtype; target_b None for one
+# target slot; class_weight (C,) op-math or None. needs_grad says which of (input, weight,
+# bias) get a gradient (an empty tensor stands in for the others).
+# Per-row losses (N,) (N, 2 with target_b) and lse (N,) in op-math, as the cross-entropy ops.
+_LINEAR_CE_FORWARD = (
+    "(Tensor input, Tensor weight, Tensor? bias, Tensor target_a, Tensor? target_b, "
+    "Tensor? class_weight, float on_value, float off_value, int ignore_index, int chunk_size, "
+    "str backend) -> (Tensor loss, Tensor lse, Tensor correct)"
+)
+# Recomputes each chunk of logits from input and weight (reduction="none").
+_LINEAR_CE_BACKWARD = (
+    "(Tensor grad_loss, Tensor input, Tensor weight, Tensor? bias, Tensor target_a, "
+    "Tensor? target_b, Tensor? class_weight, Tensor lse, float on_value, float off_value, "
+    "int ignore_index, int chunk_size, str backend, bool[3] needs_grad) "
+    "-> (Tensor grad_input, Tensor grad_weight, Tensor grad_bias)"
+)
+# Scalar reductions: loss = sum(row_scale * rows), row_scale shaped like rows (op-math). The
+# gradients of that loss are formed chunk by chunk in the same pass, while each chunk of logits
+# is at hand; backward only scales them by the scalar grad_output (3 GEMMs in all, not 4).
+_LINEAR_CE_REDUCED = (
+    "(Tensor input, Tensor weight, Tensor? bias, Tensor target_a, Tensor? target_b, "
+    "Tensor? class_weight, Tensor row_scale, float on_value, float off_value, int ignore_index, "
+    "int chunk_size, str backend, bool[3] needs_grad) -> (Tensor loss, Tensor rows, "
+    "Tensor correct, Tensor grad_input, Tensor grad_weight, Tensor grad_bias)"
+)
+LINEAR_CE_FORWARD = "linear_cross_entropy_forward"
+LINEAR_CE_BACKWARD = "linear_cross_entropy_backward"
+LINEAR_CE_REDUCED = "linear_cross_entropy_reduced"
+_define(LINEAR_CE_FORWARD, _LINEAR_CE_FORWARD)
+_define(LINEAR_CE_BACKWARD, _LINEAR_CE_BACKWARD)
+_define(LINEAR_CE_REDUCED, _LINEAR_CE_REDUCED)
+
 
 @dataclass(frozen=True)
 class OpFamily:

@@ -16,6 +16,10 @@ from cookbook_ops.reference.label_smoothing_cross_entropy import (
     label_smoothing_cross_entropy_forward,
     label_smoothing_cross_entropy_rows,
 )
+from cookbook_ops.reference.linear_cross_entropy import (
+    linear_cross_entropy,
+    linear_mixup_cross_entropy,
+)
 from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_backward,
     mixup_cross_entropy_forward,
@@ -32,6 +36,8 @@ __all__ = [
     "label_smoothing_cross_entropy_backward",
     "label_smoothing_cross_entropy_forward",
     "label_smoothing_cross_entropy_rows",
+    "linear_cross_entropy",
+    "linear_mixup_cross_entropy",
     "mixup_cross_entropy",  # noqa: F822
     "mixup_cross_entropy_backward",
     "mixup_cross_entropy_forward",
