@@ -85,7 +85,8 @@ def random_resized_crop_boxes(
     an area fraction ~ U(scale) and a log aspect ratio ~ U(log ratio),
     w = round(sqrt(area * ratio)), h = round(sqrt(area / ratio)); the first try with
     0 < w <= W and 0 < h <= H is placed uniformly (top ~ U{0..H-h}, left ~ U{0..W-w}); if none
-    fits, the centred crop of the whole image clamped to the ratio range. All draws happen on
+    fits, the centred crop of the whole image clamped to the ratio range (and to at least one
+    pixel, where torchvision's would be empty). All draws happen on
     ``device`` (default: that of ``image_sizes``) from ``generator`` (a ``torch.Generator`` on
     that device, or the default one), all 10 tries at once: nothing waits for the device. The
     same generator state gives the same boxes.
@@ -126,8 +127,10 @@ def random_resized_crop_boxes(
     in_ratio = width / height
     narrow = in_ratio < ratio_lo
     wide = in_ratio > ratio_hi
-    w_fb = torch.where(wide, torch.round(height * ratio_hi), width)
-    h_fb = torch.where(narrow, torch.round(width / ratio_lo), height)
+    # (at least one pixel: torchvision's fallback rounds a 1-pixel-wide image with ratio >= 2 to
+    # an empty box, which no crop can use)
+    w_fb = torch.where(wide, torch.round(height * ratio_hi), width).clamp(min=1)
+    h_fb = torch.where(narrow, torch.round(width / ratio_lo), height).clamp(min=1)
     h_box = torch.where(found, h_try, h_fb)
     w_box = torch.where(found, w_try, w_fb)
     # Uniform integer offsets in [0, H - h] and [0, W - w]; the fallback is centred.
@@ -163,10 +166,10 @@ def center_crop_boxes(image_sizes, resize, crop) -> torch.Tensor:
     short)``, as torchvision's Resize) or an (h, w) pair; crop: an int or an (h, w) pair, at
     most the resized size. The crop keeps the resized rows [t, t + crop_h) with
     t = round((rh - crop_h) / 2), i.e. source rows [t * H / rh, (t + crop_h) * H / rh):
-    fractional in general. The box is the integer one nearest to that region (height
-    round(crop_h * H / rh), centred on it), so resizing it to the crop size reproduces the chain
-    exactly when the region's edges are whole pixels, and otherwise samples positions within
-    half a source pixel of the chain's (the residual; see the tests for its size on smooth
+    fractional in general. The box is the integer one nearest to that region (both edges
+    rounded to the nearest pixel), so resizing it to the crop size reproduces the chain exactly
+    when the region's edges are whole pixels, and otherwise samples positions within half a
+    source pixel of the chain's (the residual; tests/test_crop_boxes.py measures it on smooth
     images). The crop is clamped to the resized image (torchvision would pad); on CPU tensors
     a crop larger than the resized image raises ValueError.
     """
@@ -195,14 +198,13 @@ def center_crop_boxes(image_sizes, resize, crop) -> torch.Tensor:
             )
 
     def axis(n_src, n_resized, n_crop):
-        start = torch.round((n_resized - n_crop) / 2).clamp(min=0)  # CenterCrop's anchor
+        anchor = torch.round((n_resized - n_crop) / 2).clamp(min=0)  # CenterCrop's
         step = n_src / n_resized  # source pixels per resized pixel
-        length = torch.round(n_crop * step).clamp(min=1)
-        length = torch.minimum(length, n_src)
-        centre = (start + n_crop / 2) * step
-        first = torch.round(centre - length / 2)
-        first = torch.minimum(first.clamp(min=0), n_src - length)
-        return first, length
+        # The region's edges rounded to whole pixels: each within half a pixel.
+        first = torch.round(anchor * step).clamp(min=0)
+        last = torch.minimum(torch.round((anchor + n_crop) * step), n_src)
+        first = torch.minimum(first, last - 1).clamp(min=0)
+        return first, torch.maximum(last - first, torch.ones_like(last))
 
     top, box_h = axis(height, rh, crop_h)
     left, box_w = axis(width, rw, crop_w)
