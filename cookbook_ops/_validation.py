@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from cookbook_ops._checks import check_cpu_values
+from cookbook_ops._checks import check_cpu_values, permutation_ok
 from cookbook_ops._dtypes import opmath_dtype
 
 # --- cross-entropy options -------------------------------------------------------------------
@@ -134,3 +134,75 @@ def check_fake_args(logits, targets: dict, weight, probability_targets: bool = F
             weight.dim() == 1 and weight.shape[0] == logits.shape[1],
             lambda: f"weight must be (C,) = ({logits.shape[1]},), got {tuple(weight.shape)}",
         )
+
+
+# --- blend arguments: the batch permutation and lam (mixup, CutMix, the image ops) ----------
+
+
+def check_index(index, n, device, name):
+    if not isinstance(index, torch.Tensor):
+        raise TypeError(f"{name} must be an int64 tensor, got {type(index).__name__}")
+    if index.dtype != torch.int64:
+        raise TypeError(f"{name} must be int64, got {index.dtype}")
+    if index.shape != (n,):
+        raise ValueError(
+            f"{name} must have shape ({n},) for a batch of {n}, got {tuple(index.shape)}"
+        )
+    if index.device != device:
+        raise ValueError(f"{name} is on {index.device} but x is on {device}")
+
+
+def on_cpu_eager(t: torch.Tensor) -> bool:
+    return t.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def check_permutation(index, name="index"):
+    if torch.compiler.is_compiling():  # the same check as a graph assertion (CPU tensors)
+        check_cpu_values(
+            lambda: permutation_ok(index), index.device, ValueError, f"{name} must be a permutation"
+        )
+        return
+    if on_cpu_eager(index) and index.numel() > 0:
+        # O(N), no sort: every value in range and each of 0..n-1 hit exactly once.
+        n = index.numel()
+        lo, hi = torch.aminmax(index)
+        if lo < 0 or hi >= n or not bool(torch.bincount(index, minlength=n).eq(1).all()):
+            raise ValueError(f"{name} must be a permutation of 0..{n - 1}")
+
+
+def lam_tensor(lam, x) -> torch.Tensor:
+    """lam as an (N,) tensor in op-math precision on x's device, without a host sync."""
+    n = x.shape[0]
+    dtype = opmath_dtype(x.dtype)
+    if isinstance(lam, torch.Tensor):
+        if not lam.is_floating_point():
+            raise TypeError(f"lam must be a float or a floating tensor, got {lam.dtype}")
+        if lam.device != x.device and lam.dim() != 0:
+            raise ValueError(f"lam is on {lam.device} but x is on {x.device}")
+        if lam.dim() == 0:
+            if lam.device != x.device and on_cpu_eager(lam):
+                # Checked on the host, where reading it is free; a blocking copy to x's device
+                # would wait for everything queued on the stream. So the value is filled there,
+                # or (lam needing its gradient) copied with non_blocking=True: a pageable
+                # source is staged at once, so nothing waits for the device.
+                value = float(lam.detach())
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"lam must be in [0, 1]; got {value}")
+                if not (lam.requires_grad and torch.is_grad_enabled()):
+                    return torch.full((n,), value, dtype=dtype, device=x.device)
+                lam = lam.to(device=x.device, dtype=dtype, non_blocking=True)
+                return lam.expand(n).contiguous()
+            lam = lam.to(device=x.device, dtype=dtype).expand(n)
+        elif lam.shape != (n,):
+            raise ValueError(
+                f"lam must be a float, a 0-d tensor or shape ({n},), got {tuple(lam.shape)}"
+            )
+        check_cpu_values(
+            lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]"
+        )
+        return lam.to(dtype).contiguous()
+    if isinstance(lam, bool) or not isinstance(lam, (int, float)):
+        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
+    if not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be in [0, 1]; got {lam}")
+    return torch.full((n,), float(lam), dtype=dtype, device=x.device)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cookbook_ops.ops.normalize_images import (
+from cookbook_ops._image_args import (
     LAYOUTS,
-    _channel_constants,
-    _check_output_format,
-    _check_std_nonzero,
-    normalize_images,
+    channel_constants,
+    check_output_format,
+    check_std_nonzero,
 )
+from cookbook_ops.ops.normalize_images import normalize_images
 
 __all__ = ["NormalizeImages"]
 
@@ -52,16 +52,16 @@ class NormalizeImages(nn.Module):
             raise TypeError(f"flip_prob must be a float in [0, 1], got {type(flip_prob).__name__}")
         if not 0.0 <= flip_prob <= 1.0:
             raise ValueError(f"flip_prob must be in [0, 1], got {flip_prob}")
-        _check_output_format(out_dtype, memory_format)
+        check_output_format(out_dtype, memory_format)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        mean_t = _channel_constants(mean, "mean", None, torch.device("cpu"))
-        std_t = _channel_constants(std, "std", None, torch.device("cpu"))
+        mean_t = channel_constants(mean, "mean", None, torch.device("cpu"))
+        std_t = channel_constants(std, "std", None, torch.device("cpu"))
         if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
             raise ValueError(
                 f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
             )
-        _check_std_nonzero(std_t, std)
+        check_std_nonzero(std_t, std)
         self.register_buffer("mean", mean_t, persistent=False)
         self.register_buffer("std", std_t, persistent=False)
         self.layout = layout
