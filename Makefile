@@ -10,7 +10,8 @@ PY := $(VENV)/bin/python
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 DEVICE ?= $(shell nvidia-smi >/dev/null 2>&1 && echo cuda || echo cpu)
 
-.PHONY: setup bench bench-full test lint format format-check gpu-static-check cmake-check sdist dist \
+.PHONY: setup bench bench-full bench-overhead test lint format format-check gpu-static-check \
+	cmake-check sdist dist \
 	test-installed compat ci clean
 
 setup:
@@ -20,10 +21,11 @@ setup:
 # missing; the target fails if any did, and says which.
 BENCHMARKS := label_smoothing_cross_entropy bilinear_pool mixup mixup_cross_entropy normalize_images
 
-# BENCH=full: every shape of the sweep (tens of minutes on a 2-core CPU); default: the headline
+# BENCH=full: every shape of the sweep (tens of minutes on a 2-core CPU); BENCH=overhead: each
+# op's per-call host cost on tiny shapes against eager (--overhead); default: the headline
 # shape of each op, every implementation, fwd and fwd+bwd (a few minutes).
 BENCH ?= headline
-BENCH_FLAGS := $(if $(filter full,$(BENCH)),--full,)
+BENCH_FLAGS := $(if $(filter full,$(BENCH)),--full,$(if $(filter overhead,$(BENCH)),--overhead,))
 
 bench: setup
 	@failed=""; \
@@ -39,6 +41,9 @@ bench: setup
 
 bench-full:
 	$(MAKE) bench BENCH=full
+
+bench-overhead:
+	$(MAKE) bench BENCH=overhead
 
 test: setup
 	COOKBOOK_OPS_EXPECT_EXTENSION=1 $(PY) -m pytest tests -q
