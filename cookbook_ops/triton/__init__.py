@@ -10,5 +10,6 @@ from cookbook_ops.triton import (
     cross_entropy,  # noqa: F401
     mixup,  # noqa: F401
     normalize_images,  # noqa: F401
+    resized_crop_normalize,  # noqa: F401
     soft_target_cross_entropy,  # noqa: F401
 )
