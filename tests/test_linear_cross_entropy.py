@@ -16,7 +16,11 @@ from conftest import TOLERANCES, backend_params, interpreted
 import cookbook_ops
 from cookbook_ops import _library
 from cookbook_ops.nn import LinearCrossEntropy, MixedTarget
-from cookbook_ops.ops.linear_cross_entropy import default_chunk_size
+from cookbook_ops.ops.linear_cross_entropy import (
+    LOGITS_CHUNK_BYTES,
+    MIN_CHUNK_ROWS,
+    default_chunk_size,
+)
 
 lce = cookbook_ops.linear_cross_entropy
 lmce = cookbook_ops.linear_mixup_cross_entropy
@@ -190,13 +194,18 @@ def test_chunks_never_hold_the_full_logits(monkeypatch):
 
 
 def test_default_chunk_size_bounds_the_logits():
-    assert default_chunk_size(4096, 1000, torch.float32) == 4096
-    rows = default_chunk_size(4096, 21843, torch.float32)
-    assert 1 <= rows < 4096 and rows * 21843 * 4 <= 16 * 2**20
-    assert default_chunk_size(4096, 21843, torch.bfloat16) == min(4096, 2 * rows + 1) or (
-        default_chunk_size(4096, 21843, torch.bfloat16) >= 2 * rows
-    )
+    budget, min_rows = LOGITS_CHUNK_BYTES, MIN_CHUNK_ROWS
+    assert default_chunk_size(4096, 1000, torch.float32) == 4096  # the whole batch fits
+    for dtype, size in ((torch.float32, 4), (torch.bfloat16, 2)):
+        rows = default_chunk_size(4096, 21843, dtype)
+        assert min_rows <= rows < 4096 and rows * 21843 * size <= budget
+        assert (rows + 1) * 21843 * size > budget  # as many rows as the budget allows
+    # wide heads: at least MIN_CHUNK_ROWS rows, while within 4x the budget
+    assert default_chunk_size(4096, 100_000, torch.float32) >= min(min_rows, 4 * budget // 400_000)
+    assert default_chunk_size(4096, 100_000, torch.float32) * 400_000 <= 4 * budget
+    assert default_chunk_size(4096, 10**7, torch.float32) * 4 * 10**7 <= 4 * budget
     assert default_chunk_size(0, 10, torch.float32) == 1
+    assert default_chunk_size(3, 10**9, torch.float32) == 1
 
 
 # --- two targets (mixup) -----------------------------------------------------------------------
@@ -255,22 +264,23 @@ def test_gradcheck_float64(reduction, two_targets):
     assert torch.autograd.gradcheck(fn, (x, w, b))
 
 
-def test_retained_graph_backward_twice():
+@pytest.mark.parametrize("first,second", [(2.0, -0.5), (1.0, 3.0)])
+def test_retained_graph_backward_twice(first, second):
     """The gradients formed in forward are scaled in place once; a second backward through a
     retained graph scales by the new grad_output and leaves the first result alone."""
     x, w, b, t = leaves(*make_inputs(20, 8, 15))
     loss = lce(x, w, t, b, chunk_size=6)
-    g1 = torch.autograd.grad(loss, (x, w, b), torch.tensor(2.0), retain_graph=True)
-    first = [g.clone() for g in g1]
-    g2 = torch.autograd.grad(loss, (x, w, b), torch.tensor(-0.5))
+    g1 = torch.autograd.grad(loss, (x, w, b), torch.tensor(first), retain_graph=True)
+    kept = [g.clone() for g in g1]
+    g2 = torch.autograd.grad(loss, (x, w, b), torch.tensor(second))
     xe, we, be = leaves(x, w, b)
     eager = F.cross_entropy(F.linear(xe, we, be), t)
-    e1 = torch.autograd.grad(eager, (xe, we, be), torch.tensor(2.0), retain_graph=True)
-    e2 = torch.autograd.grad(eager, (xe, we, be), torch.tensor(-0.5))
+    e1 = torch.autograd.grad(eager, (xe, we, be), torch.tensor(first), retain_graph=True)
+    e2 = torch.autograd.grad(eager, (xe, we, be), torch.tensor(second))
     assert_grads_close(g1, e1, torch.float32)
     assert_grads_close(g2, e2, torch.float32)
-    for a, b_ in zip(g1, first):
-        assert torch.equal(a, b_)
+    for a, k in zip(g1, kept):
+        assert torch.equal(a, k)
 
 
 def test_double_backward_raises():

@@ -43,17 +43,23 @@ from cookbook_ops.reference.mixup_cross_entropy import (
     mixup_cross_entropy_forward,
 )
 
-# Default chunk: as many rows as keep one chunk of logits within this many bytes. Forward holds
-# one chunk of logits and one of its gradient at a time.
-LOGITS_CHUNK_BYTES = 16 * 1024 * 1024
+# Default chunk: as many rows as keep one chunk of logits within LOGITS_CHUNK_BYTES (forward
+# holds one chunk of logits and one of its gradient at a time), but at least MIN_CHUNK_ROWS rows
+# while that stays within 4x the budget: every GEMM call streams (and packs) all of the weight,
+# so chunks of a few dozen rows leave a wide head far below the GEMM's peak rate.
+LOGITS_CHUNK_BYTES = 24 * 1024 * 1024
+MIN_CHUNK_ROWS = 256
 
 _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 
 def default_chunk_size(num_rows: int, num_classes: int, dtype: torch.dtype) -> int:
-    """Rows per chunk so that a chunk of logits takes at most :data:`LOGITS_CHUNK_BYTES`."""
+    """Rows per chunk: see :data:`LOGITS_CHUNK_BYTES` and :data:`MIN_CHUNK_ROWS`."""
     row_bytes = max(num_classes, 1) * torch.empty((), dtype=dtype).element_size()
-    return max(1, min(max(num_rows, 1), LOGITS_CHUNK_BYTES // row_bytes))
+    rows = max(1, LOGITS_CHUNK_BYTES // row_bytes)
+    if rows < MIN_CHUNK_ROWS:
+        rows = max(rows, min(MIN_CHUNK_ROWS, 4 * LOGITS_CHUNK_BYTES // row_bytes))
+    return max(1, min(num_rows, rows))
 
 
 # --- the chunk loop ---------------------------------------------------------------------------
@@ -114,7 +120,13 @@ class _GradAccumulator:
             else:
                 self.grad_weight.addmm_(dlogits.t(), x)
         if self.needs[2]:
-            self.bias_sum += dlogits.sum(0, dtype=self.bias_sum.dtype)
+            if dlogits.dtype in (torch.float16, torch.bfloat16):
+                # a GEMV accumulates in float32 without a float32 copy of the chunk; its
+                # result is rounded once per chunk, as the weight gradient is
+                ones = dlogits.new_ones(dlogits.shape[0])
+                self.bias_sum += torch.mv(dlogits.t(), ones)
+            else:
+                self.bias_sum += dlogits.sum(0)
         self.first = False
 
     def result(self):
@@ -324,9 +336,11 @@ def _scale_saved(ctx, grads, grad_output):
         return [g * grad_output for g in grads]
     if ctx.applied is None:
         # The buffers are private to this graph: scale them where they are, and remember by
-        # how much, in case a retained graph is run backward again.
-        for g in grads:
-            g.data.mul_(grad_output)
+        # how much, in case a retained graph is run backward again. On the CPU reading the
+        # scalar costs nothing, and loss.backward()'s 1 needs no pass over the buffers.
+        if grad_output.device.type != "cpu" or float(grad_output) != 1.0:
+            for g in grads:
+                g.data.mul_(grad_output)
         ctx.applied = grad_output.detach().clone()
         return grads
     ratio = grad_output / ctx.applied
@@ -515,7 +529,7 @@ def linear_cross_entropy(
     ignore_index=..., reduction=..., label_smoothing=smoothing)`` for ``convention="uniform"``;
     ``"others"`` and ``"lsr"`` as in :func:`cookbook_ops.label_smoothing_cross_entropy`.
     input (N, K); weight (C, K); bias (C,) or None, all one dtype; target (N,) int64.
-    ``chunk_size`` rows of logits exist at a time (default: a chunk of about 16 MiB);
+    ``chunk_size`` rows of logits exist at a time (default: a chunk of about 24 MiB);
     ``backend`` chooses the cross-entropy kernels the chunks run. ``return_correct=True`` also
     returns argmax(logits) == target per row. Gradients flow to input, weight and bias.
     """
