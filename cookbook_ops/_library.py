@@ -244,7 +244,7 @@ OPS = {
         OpFamily(SOFT_CE_FORWARD, (SOFT_CE_BACKWARD,)),
         OpFamily(NORMALIZE_IMAGES, ()),
         # kernels land backend by backend; the reference serves the devices of the others
-        OpFamily(RESIZED_CROP_NORMALIZE, (), backends=("cpu",)),
+        OpFamily(RESIZED_CROP_NORMALIZE, (), backends=("cpu", "triton")),
     )
 }
 FORWARD_OPS = tuple(OPS)
