@@ -330,7 +330,15 @@ SPEC = BenchSpec(
     passes=PASSES,
     dtypes={"fp32": torch.float32, "bf16": torch.bfloat16},
     effort=EFFORT,
-    extra={"notes": NOTES},
+    extra={
+        "floor_note": (
+            "floor: max(6*N*K*C FLOPs of the 3 GEMMs / rate of one (N, K) x (K, C) torch.mm "
+            "measured in this run, bytes of x, W, b and their gradients / copy bandwidth); "
+            "TFLOP/s = those FLOPs / time; of floor = floor time / time. Peak memory: see the "
+            "last table."
+        ),
+        "notes": NOTES,
+    },
     auto_backend_ops=(FORWARD_OP,),
     extra_sections=peak_memory_section,
 )

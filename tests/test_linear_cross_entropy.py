@@ -162,6 +162,24 @@ def test_conventions_match_reference(convention, reduction):
         torch.testing.assert_close(expected.detach(), direct)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_non_contiguous_and_confident(reduction):
+    """Transposed views of input and weight, and logits where p_y is close to 1."""
+    x = torch.randn(16, 21, dtype=torch.float64).t()  # (21, 16), column-major
+    w = torch.randn(16, 30, dtype=torch.float64).t() * 4  # (30, 16)
+    b = torch.randn(30, dtype=torch.float64)
+    t = F.linear(x, w, b).argmax(1)
+    xa, wa, ba = leaves(x, w, b)
+    assert not xa.is_contiguous() and not wa.is_contiguous()
+    out = lce(xa, wa, t, ba, reduction=reduction, chunk_size=8)
+    xe, we, be = leaves(x, w, b)
+    expected = F.cross_entropy(F.linear(xe, we, be), t, reduction=reduction)
+    torch.testing.assert_close(out, expected)
+    g = grad_output_for(expected)
+    assert_grads_close(grads_of(out, [xa, wa, ba], g), grads_of(expected, [xe, we, be], g),
+                       torch.float64)  # fmt: skip
+
+
 def test_no_bias_and_return_correct():
     x, w, _, t = make_inputs(30, 10, 17, bias=False)
     loss, correct = lce(x, w, t, return_correct=True, chunk_size=4)

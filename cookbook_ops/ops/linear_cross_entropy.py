@@ -15,10 +15,15 @@ formed in forward (they are private to the graph), so backward allocates nothing
 grad_outputs. ``reduction="none"`` keeps only the per-row lse and recomputes each chunk of logits
 in backward (four GEMMs). Double backward (``create_graph=True``) is not supported.
 
+Memory: the gradient buffers (the size of input, weight and bias) plus one chunk of logits and
+one of its gradient; eager holds about three N x C tensors at its peak (the log-softmax, the
+gradient scattered by nll_loss and the gradient of the logits).
+
 Precision: the GEMMs run in the input dtype, as ``F.linear`` does; the cross-entropy kernels
-accumulate in op-math (float32 for 16-bit inputs). The weight gradient of 16-bit inputs is
-summed over row chunks in the input dtype (one rounding per chunk, as gradient accumulation over
-micro-batches), so fewer, larger chunks round less.
+accumulate in op-math (float32 for 16-bit inputs). The weight and bias gradients of 16-bit
+inputs are summed over row chunks from per-chunk results in the input dtype (one rounding per
+chunk, as gradient accumulation over micro-batches), so fewer, larger chunks round less. The ops
+have no autocast rule: under ``torch.autocast`` they run in the dtype of their inputs.
 """
 
 from __future__ import annotations
