@@ -6,12 +6,12 @@
 // Row i, target q: a_c = w_c ((on - off) q_c + off), S = sum_c a_c,
 //   loss = S lse - sum_c a_c x_c,   grad_c = g (S p_c - a_c).
 // Forward reads each row of logits and targets from memory once: one vector pass gives the
-// maxima and first argmaxes of x and q, sum_c a_c (x_c - ref) and S; a second pass over the
-// same row, now in cache, sums exp(x - max). Backward reads both rows once more with the saved
-// lse and S and writes the gradient once. Rows with a non-finite logit or target (masked -inf
-// classes, NaN, +inf) are recomputed by an exact scalar routine in plain IEEE arithmetic, which
-// is what F.cross_entropy computes there (a -inf logit gives +inf where a_c > 0 and NaN where
-// a_c == 0); it is also the whole forward where the vector code cannot run.
+// max and first argmax of x, sum_c a_c (x_c - ref) and S; a second pass over the same row, now
+// in cache, sums exp(x - max) and finds the first argmax of q. Backward reads both rows once more
+// with the saved lse and S and writes the gradient once. Rows with a non-finite logit or target
+// (masked -inf classes, NaN, +inf) are recomputed by an exact scalar routine in plain IEEE
+// arithmetic, which is what F.cross_entropy computes there (a -inf logit gives +inf where a_c > 0
+// and NaN where a_c == 0); it is also the whole forward where the vector code cannot run.
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
@@ -176,8 +176,8 @@ COOKBOOK_OPS_FLATTEN bool soft_row_vec(const scalar_t* x, const scalar_t* q,
   const int64_t full = C - C % kStep;
   const T ref = static_cast<T>(x[0]);
   const Vec v_ref(ref), v_delta(p.delta), v_off(p.off), v_step(static_cast<T>(kStep));
-  LaneMax<T> mx_lo, mx_hi, mq_lo, mq_hi;
-  Vec adx_lo(T(0)), adx_hi(T(0)), a_lo(T(0)), a_hi(T(0));
+  LaneMax<T> mx_lo, mx_hi;
+  Vec adx(T(0)), a_sum(T(0));
   Vec step_col(T(0));
   for (int64_t c = 0; c < full; c += kStep) {
     Vec x0, x1, q0, q1;
@@ -189,50 +189,54 @@ COOKBOOK_OPS_FLATTEN bool soft_row_vec(const scalar_t* x, const scalar_t* q,
       c0 = c0 * Vec::loadu(p.weight + c);
       c1 = c1 * Vec::loadu(p.weight + c + kLanes);
     }
-    adx_lo = at::vec::fmadd(c0, x0 - v_ref, adx_lo);
-    adx_hi = at::vec::fmadd(c1, x1 - v_ref, adx_hi);
-    a_lo = a_lo + c0;
-    a_hi = a_hi + c1;
+    adx = at::vec::fmadd(c1, x1 - v_ref, at::vec::fmadd(c0, x0 - v_ref, adx));
+    a_sum = a_sum + (c0 + c1);
     mx_lo.update(x0, step_col);
     mx_hi.update(x1, step_col);
-    mq_lo.update(q0, step_col);
-    mq_hi.update(q1, step_col);
     step_col = step_col + v_step;
   }
   const auto add = [](const Vec& a, const Vec& b) { return a + b; };
-  T sum_adx = at::vec::vec_reduce_all<T>(add, adx_lo + adx_hi);
-  T S = at::vec::vec_reduce_all<T>(add, a_lo + a_hi);
+  T sum_adx = at::vec::vec_reduce_all<T>(add, adx);
+  T S = at::vec::vec_reduce_all<T>(add, a_sum);
   auto [m, ax] = merge_max(mx_lo, mx_hi, C);
-  auto [mq, aq] = merge_max(mq_lo, mq_hi, C);
   for (int64_t c = full; c < C; ++c) {  // the last C % kStep entries
     const T xv = static_cast<T>(x[c]);
-    const T qv = static_cast<T>(q[c]);
-    const T a = soft_coef(qv, c, p);
+    const T a = soft_coef(static_cast<T>(q[c]), c, p);
     sum_adx += a * (xv - ref);
     S += a;
     if (xv > m) {
       m = xv;
       ax = c;
     }
-    if (qv > mq) {
-      mq = qv;
-      aq = c;
-    }
   }
   if (!std::isfinite(sum_adx) || !std::isfinite(S)) {
     return false;
   }
+  // Second pass over the row, now in cache: the sum of exps and the target's argmax (split
+  // from the first pass so that neither loop runs out of vector registers).
   const Vec vm(m);
   Vec s_lo(T(0)), s_hi(T(0));
-  for (int64_t c = 0; c < full; c += kStep) {  // from cache
-    Vec x0, x1;
+  LaneMax<T> mq_lo, mq_hi;
+  step_col = Vec(T(0));
+  for (int64_t c = 0; c < full; c += kStep) {
+    Vec x0, x1, q0, q1;
     IO::load(x + c, x0, x1);
+    IO::load(q + c, q0, q1);
     s_lo = s_lo + cpu::exp_nonpositive(x0 - vm);
     s_hi = s_hi + cpu::exp_nonpositive(x1 - vm);
+    mq_lo.update(q0, step_col);
+    mq_hi.update(q1, step_col);
+    step_col = step_col + v_step;
   }
   T sum = at::vec::vec_reduce_all<T>(add, s_lo + s_hi);
+  auto [mq, aq] = merge_max(mq_lo, mq_hi, C);
   for (int64_t c = full; c < C; ++c) {
     sum += std::exp(static_cast<T>(x[c]) - m);
+    const T qv = static_cast<T>(q[c]);
+    if (qv > mq) {
+      mq = qv;
+      aq = c;
+    }
   }
   const T log_sum = std::log(sum);
   out = {S * (log_sum + (m - ref)) - sum_adx, m + log_sum, S, ax, aq};
