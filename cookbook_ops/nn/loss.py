@@ -13,8 +13,9 @@ __all__ = ["LSR", "LabelSmoothingCrossEntropy"]
 
 class LabelSmoothingCrossEntropy(nn.Module):
     """Drop-in for ``nn.CrossEntropyLoss(weight, ignore_index=..., reduction=...,
-    label_smoothing=...)`` with class-index targets; ``convention`` picks how the smoothing
-    mass is spread ("uniform" is PyTorch's)."""
+    label_smoothing=...)`` with class-index targets or, as PyTorch, probability targets of the
+    input's shape (soft labels: mixup/CutMix, distillation); ``convention`` picks how the
+    smoothing mass is spread ("uniform" is PyTorch's)."""
 
     def __init__(
         self,
