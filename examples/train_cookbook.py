@@ -1,8 +1,10 @@
 """The cookbook's training recipe, end to end, on real data that needs no download.
 
 scikit-learn's bundled handwritten digits (1,797 8x8 images) are upscaled to 32x32 uint8 and
-split into train/val/test with a fixed seed. Each step normalizes the uint8 batch with
-``cookbook_ops.normalize_images``, mixes it with ``cookbook_ops.nn.Mixup``, runs a small CNN
+split into train/val/test with a fixed seed. Each step crops, resizes and normalizes the uint8
+batch in one op (``cookbook_ops.nn.RandomResizedCropNormalize``: RandomResizedCrop + ToTensor +
+Normalize; evaluation uses ``ResizeCenterCropNormalize``), mixes it with
+``cookbook_ops.nn.Mixup``, runs a small CNN
 with a bilinear-pooling head and a mixup label-smoothed cross-entropy; AdamW with no weight
 decay on biases and norm weights, an L1 penalty, gradient clipping and a warmup + cosine
 schedule. Accuracy is counted on the device and read once per epoch. Every epoch writes a
@@ -97,7 +99,8 @@ class Shard(torch.utils.data.Sampler):
 
 
 class NormalizeImages(nn.Module):
-    """uint8 (N, H, W, C) -> normalized float (N, C, H, W), ToTensor + Normalize in one op."""
+    """uint8 (N, H, W, C) -> normalized float (N, C, H, W), ToTensor + Normalize in one op
+    (no crop: the tests compare gradients on exactly these inputs)."""
 
     def __init__(self, mean, std):
         super().__init__()
@@ -198,6 +201,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--min-lr", type=float, default=1e-5)
     p.add_argument("--label-smoothing", type=float, default=0.1)
     p.add_argument("--mixup-alpha", type=float, default=0.2, help="0: no mixup")
+    p.add_argument(
+        "--crop-scale",
+        type=float,
+        default=0.85,
+        help="RandomResizedCrop's smallest area fraction (1: no random crop)",
+    )
     p.add_argument("--dropout", type=float, default=0.2)
     p.add_argument("--width", type=int, default=16)
     p.add_argument("--dim", type=int, default=32, help="channels into bilinear pooling")
@@ -260,7 +269,7 @@ def progress(iterable, total, enabled, desc):
 
 
 @torch.no_grad()
-def evaluate(model, normalize, images, labels, indices, args, rank, world_size):
+def evaluate(model, transform, images, labels, indices, args, rank, world_size):
     """(loss, top-1 %, top-3 %) over ``indices``, summed across ranks."""
     model.eval()
     acc = metrics.Accuracy(topk=(1, 3))
@@ -268,7 +277,7 @@ def evaluate(model, normalize, images, labels, indices, args, rank, world_size):
     limit = SMOKE_BATCHES if args.smoke else None
     for idx in batches(Shard(len(indices), rank, world_size), 256, False, limit):
         sel = indices[idx.to(indices.device)]
-        logits = model(normalize(images[sel]))
+        logits = model(transform(images[sel]))
         loss = cookbook_ops.label_smoothing_cross_entropy(
             logits.float(), labels[sel], args.label_smoothing, reduction="sum"
         )
@@ -297,7 +306,15 @@ def train(args: argparse.Namespace) -> dict:
 
     torch.manual_seed(args.seed)  # identical initial weights on every rank
     model = DigitsNet(args.width, args.dim, args.dropout).to(device)
-    normalize = NormalizeImages(mean, std)
+    # The cookbook's train and val transforms on the uint8 batch, each one op on the device:
+    # RandomResizedCrop (no flip: digits are not mirror-symmetric) + ToTensor + Normalize, and
+    # Resize + CenterCrop + ToTensor + Normalize (the whole 32x32 image here).
+    train_transform = cookbook_ops.nn.RandomResizedCropNormalize(
+        IMAGE_SIZE, scale=(args.crop_scale, 1.0), flip_prob=0.0, mean=mean, std=std
+    )
+    val_transform = cookbook_ops.nn.ResizeCenterCropNormalize(
+        IMAGE_SIZE, IMAGE_SIZE, mean=mean, std=std
+    )
     torch.manual_seed(args.seed + 1000 * rank)  # each rank its own mixup and dropout draws
     ddp_model = DistributedDataParallel(model) if world_size > 1 else model
 
@@ -365,7 +382,7 @@ def train(args: argparse.Namespace) -> dict:
         steps = batches(sampler, args.batch_size, True, steps_per_epoch)
         for idx in progress(steps, steps_per_epoch, show_progress, f"epoch {epoch + 1}"):
             sel = train_idx[idx.to(device)]
-            x, y = normalize(images[sel]), labels[sel]
+            x, y = train_transform(images[sel]), labels[sel]
             target = y
             if mixup is not None:
                 x, target = mixup(x, y)
@@ -398,7 +415,7 @@ def train(args: argparse.Namespace) -> dict:
         _, train_count = train_acc.counts()
         train_loss = all_reduce_sum(loss_sum).item() / max(train_count, 1)
         val_loss, val_top1, _ = evaluate(
-            model, normalize, images, labels, val_idx, args, rank, world_size
+            model, val_transform, images, labels, val_idx, args, rank, world_size
         )
         is_best = best_acc is None or val_top1 > best_acc
         best_acc = val_top1 if is_best else best_acc
@@ -443,7 +460,7 @@ def train(args: argparse.Namespace) -> dict:
             )
 
     test_loss, test_top1, test_top3 = evaluate(
-        model, normalize, images, labels, test_idx, args, rank, world_size
+        model, val_transform, images, labels, test_idx, args, rank, world_size
     )
     wall = time.perf_counter() - start
     summary = {

@@ -4,8 +4,8 @@ The formula, per image i with box (top, left, height, width) and output size (oh
 backend computes it, in float32:
 
 1. region = image[top:top+height, left:left+width] as float, x / 255 (C channels).
-2. Resize separably, one axis at a time (x then y in the sums here; the order changes float32
-   rounding only), with align_corners=False. Along an axis with ``n_in`` source pixels (the
+2. Resize separably, one axis at a time (y then x here, ATen x then y: the order changes
+   float32 rounding only), with align_corners=False. Along an axis with ``n_in`` source pixels (the
    box's height or width) and ``n_out`` output pixels, scale = float32(n_in) / n_out in
    float32, and output pixel k is sum_j w_kj * region_j over the taps j below:
 
@@ -94,20 +94,23 @@ def resize_taps(
 def _resize_group(
     images: torch.Tensor, boxes: torch.Tensor, out_h: int, out_w: int, antialias: bool
 ) -> torch.Tensor:
-    """images uint8 (G, C, H, W) (any strides), boxes (G, 4) -> float32 (G, C, out_h, out_w):
-    steps 1 and 2 of the module docstring, y taps gathered first (fewer rows to carry), the
-    x pass first in the sums."""
-    g, c, height, width = images.shape
+    """images uint8 (G, H, W, C), boxes (G, 4) -> float32 (G, C, out_h, out_w): steps 1 and 2
+    of the module docstring, the y pass first (it leaves out_h rows for the x pass). Each pass
+    copies whole rows of taps (index_select), then weighs and sums them."""
+    g, height, width, c = images.shape
     top, left, box_h, box_w = boxes.unbind(1)
     iy, wy = resize_taps(top, box_h, out_h, height, antialias)  # (G, out_h, Ky)
     ix, wx = resize_taps(left, box_w, out_w, width, antialias)  # (G, out_w, Kx)
     ky, kx = iy.shape[-1], ix.shape[-1]
+    base = torch.arange(g, device=images.device).view(g, 1, 1)
     scale = torch.full((), 255.0, dtype=torch.float32, device=images.device)
-    rows = images.gather(2, iy.view(g, 1, out_h * ky, 1).expand(g, c, out_h * ky, width))
-    cols = rows.gather(3, ix.view(g, 1, 1, out_w * kx).expand(g, c, out_h * ky, out_w * kx))
-    v = cols.to(torch.float32).div(scale).view(g, c, out_h, ky, out_w, kx)
-    v = (v * wx.view(g, 1, 1, 1, out_w, kx)).sum(-1)  # along x: (G, C, out_h, Ky, out_w)
-    return (v * wy.view(g, 1, out_h, ky, 1)).sum(3)  # along y
+    rows = images.reshape(g * height, width * c).index_select(0, (iy + base * height).view(-1))
+    v = rows.to(torch.float32).div(scale).view(g, out_h, ky, width, c)
+    v = (v * wy.view(g, out_h, ky, 1, 1)).sum(2)  # along y: (G, out_h, W, C)
+    v = v.transpose(1, 2).reshape(g * width, out_h * c)  # rows are now columns of the image
+    cols = v.index_select(0, (ix + base * width).view(-1)).view(g, out_w, kx, out_h, c)
+    v = (cols * wx.view(g, out_w, kx, 1, 1)).sum(2)  # along x: (G, out_w, out_h, C)
+    return v.permute(0, 3, 2, 1)
 
 
 def resized_crop_normalize_forward(
@@ -133,20 +136,20 @@ def resized_crop_normalize_forward(
     n = len(images)
     channels = mean.shape[0]
     device = boxes.device
-    chw = [im.permute(2, 0, 1) if nhwc else im for im in images]
+    hwc = [im if nhwc else im.permute(1, 2, 0) for im in images]
     parts = []
     start = 0
     while start < n:
         # consecutive images of one size resize together, in chunks of bounded memory
-        size = tuple(chw[start].shape)
-        ky = max_taps(size[1], out_h, antialias)
-        kx = max_taps(size[2], out_w, antialias)
-        per_image = size[0] * out_h * ky * (size[2] + out_w * kx)
+        size = tuple(hwc[start].shape)
+        ky = max_taps(size[0], out_h, antialias)
+        kx = max_taps(size[1], out_w, antialias)
+        per_image = size[2] * (out_h * ky * size[1] + size[1] * out_h + out_w * kx * out_h)
         limit = max(1, _CHUNK_ELEMENTS // max(per_image, 1))
         stop = start + 1
-        while stop < n and stop - start < limit and tuple(chw[stop].shape) == size:
+        while stop < n and stop - start < limit and tuple(hwc[stop].shape) == size:
             stop += 1
-        group = torch.stack(chw[start:stop]) if stop - start > 1 else chw[start].unsqueeze(0)
+        group = torch.stack(hwc[start:stop]) if stop - start > 1 else hwc[start].unsqueeze(0)
         parts.append(_resize_group(group, boxes[start:stop], out_h, out_w, antialias))
         start = stop
     if parts:
