@@ -19,7 +19,7 @@ setup:
 
 # Every benchmark runs even when an earlier one fails (a mismatch, an error) or its script is
 # missing; the target fails if any did, and says which.
-BENCHMARKS := label_smoothing_cross_entropy bilinear_pool mixup mixup_cross_entropy normalize_images linear_cross_entropy soft_target_cross_entropy
+BENCHMARKS := label_smoothing_cross_entropy bilinear_pool mixup mixup_cross_entropy normalize_images linear_cross_entropy soft_target_cross_entropy resized_crop_normalize
 
 # BENCH=full: every shape of the sweep (tens of minutes on a 2-core CPU); BENCH=overhead: each
 # op's per-call host cost on tiny shapes against eager (--overhead); default: the headline

@@ -26,7 +26,7 @@ export PY="${PYTHON:-$(command -v python || command -v python3)}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PYTHONUNBUFFERED=1
 TOTAL_S="${DEVICE_CHECK_TOTAL_S:-285}"
 export SANITIZER_OPS="${DEVICE_CHECK_SANITIZER_OPS:-}"
-export BENCHES="${DEVICE_CHECK_BENCHES:-label_smoothing_cross_entropy:2,bilinear_pool:1,mixup:3,mixup_cross_entropy:2,normalize_images:2,linear_cross_entropy:2,soft_target_cross_entropy:2}"
+export BENCHES="${DEVICE_CHECK_BENCHES:-label_smoothing_cross_entropy:2,bilinear_pool:1,mixup:3,mixup_cross_entropy:2,normalize_images:2,linear_cross_entropy:2,soft_target_cross_entropy:2,resized_crop_normalize:2}"
 SELECTED=",${DEVICE_CHECK_STAGES:-gpu,build,build_info,tests,sanitizer,bench},"
 START=$(date +%s)
 STAGES_TSV="$OUT/stages.tsv"
