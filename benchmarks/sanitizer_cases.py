@@ -35,7 +35,11 @@ import torch
 from harness.environment import import_cookbook_ops
 from sanitizer.bilinear_pool import bilinear_pool_cases
 from sanitizer.blends import cutmix_cases, mixup_cases
-from sanitizer.losses import cross_entropy_cases, mixup_cross_entropy_cases
+from sanitizer.losses import (
+    cross_entropy_cases,
+    mixup_cross_entropy_cases,
+    soft_target_cross_entropy_cases,
+)
 from sanitizer.normalize_images import normalize_images_cases
 
 cookbook_ops = import_cookbook_ops()
@@ -56,6 +60,11 @@ OPS = {
         mixup_cross_entropy_cases,
     ),
     "normalize_images": ("normalize_images_forward", "normalize_images", normalize_images_cases),
+    "soft_target_cross_entropy": (
+        "soft_target_cross_entropy_forward",
+        "label_smoothing_cross_entropy",
+        soft_target_cross_entropy_cases,
+    ),
 }
 
 

@@ -170,3 +170,50 @@ def mixup_cross_entropy_cases(backend, device):
                 lam_kind,
             ),
         )
+
+
+# Probability targets: (N, C, dtype, weighted, reduction, target row offset). A target view
+# shifted by one element makes its rows start at another 16-byte phase than the logits', the
+# all-scalar path of the CUDA kernels; C = 4099 and 32771 cross the warp/block split.
+SOFT_TARGET_CASES = [
+    (3, 7, torch.float32, False, "mean", 0),
+    (13, 1001, torch.float32, True, "none", 0),
+    (13, 1001, torch.bfloat16, False, "mean", 1),
+    (64, 4099, torch.float16, True, "sum", 0),
+    (5, 32771, torch.bfloat16, False, "none", 1),
+    (2, 131073, torch.float32, True, "mean", 0),
+]
+
+
+def run_soft_target_case(backend, device, n, c, dtype, weighted, reduction, offset) -> list[str]:
+    """Problems found (empty when the backend matches the reference)."""
+    gen = torch.Generator(device="cpu").manual_seed(n * 7919 + c + 2)
+    logits = (torch.randn(n, c, generator=gen) * 3).to(dtype).to(device)
+    q = torch.softmax(torch.randn(n, c, generator=gen) * 2, 1)
+    q[:, 1] = 0.0  # zero targets
+    q = q.to(dtype).to(device)
+    if offset:
+        q = torch.cat([q.new_zeros(offset), q.flatten()])[offset:].view(n, c)
+    weight = torch.rand(c, generator=gen).add(0.5).to(device) if weighted else None
+    grad_out = torch.randn(n, generator=gen).to(dtype).to(device) if reduction == "none" else None
+
+    def loss_fn(x, name):
+        return cookbook_ops.label_smoothing_cross_entropy(
+            x, q, 0.1, weight=weight, reduction=reduction, return_correct=True, backend=name
+        )
+
+    return _loss_problems(loss_fn, backend, device, logits, grad_out, dtype)
+
+
+def soft_target_cross_entropy_cases(backend, device):
+    for n, c, dtype, weighted, reduction, offset in SOFT_TARGET_CASES:
+        label = (
+            f"{backend:9s} N={n:<3d} C={c:<6d} {str(dtype).removeprefix('torch.'):8s} "
+            f"weight={'y' if weighted else 'n'} {reduction:4s} target offset={offset}"
+        )
+        yield (
+            label,
+            functools.partial(
+                run_soft_target_case, backend, device, n, c, dtype, weighted, reduction, offset
+            ),
+        )
