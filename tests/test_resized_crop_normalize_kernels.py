@@ -390,3 +390,54 @@ def test_argument_errors(backend):
         call(lam=torch.rand(2), index=torch.tensor([0, 2]))
     with pytest.raises(errors, match="flip"):
         call(flip=torch.ones(3, dtype=torch.bool))
+
+
+def _on(device, tensors):
+    return [None if t is None else t.to(device) for t in tensors]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+@pytest.mark.parametrize("nhwc", [True, False], ids=["nhwc", "nchw"])
+@pytest.mark.parametrize("antialias", [False, True], ids=["bilinear", "antialias"])
+@pytest.mark.parametrize("out_dtype", OUT_DTYPES, ids=str)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_gpu_kernels(backend, nhwc, antialias, out_dtype, channels):
+    """The CUDA kernel and the compiled Triton twin on CUDA tensors, against the oracle (on the
+    CPU), with flips, a non-involution mixup and both output layouts."""
+    name = _library.qualified(_library.twin(OP, "cpu" if backend == "cuda" else backend))
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(name, "CUDA"):
+        pytest.skip(f"no {backend} kernel for CUDA tensors")
+    op_backend = "cpu" if backend == "cuda" else backend  # the CUDA kernel is the op itself
+    images, boxes, mean, std = make_case(SIZES, channels, nhwc, boxes=BOXES)
+    kw = variant("flip_mixup", len(images))
+    for size, channels_last in (((11, 14), False), ((40, 33), True), ((1, 1), False)):
+        expected = oracle(images, boxes, size, mean, std, **kw, nhwc=nhwc, antialias=antialias)
+        flip, lam, index = _on("cuda", [kw["flip"], kw["lam"], kw["index"]])
+        out = run(op_backend, _on("cuda", images), boxes.cuda(), size, mean.cuda(), std.cuda(),
+                  flip, lam, index, nhwc=nhwc, antialias=antialias, out_dtype=out_dtype,
+                  channels_last=channels_last)  # fmt: skip
+        assert out.is_cuda
+        assert_matches(out.cpu(), expected, out_dtype, channels_last)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+@pytest.mark.parametrize("backend", ["cuda", "triton"])
+def test_gpu_large_downscale_and_batch(backend):
+    """Many taps (300 -> 7) and a 64-image batch of mixed sizes on the GPU."""
+    op_backend = "cpu" if backend == "cuda" else backend
+    name = _library.qualified(_library.twin(OP, op_backend))
+    if not torch._C._dispatch_has_kernel_for_dispatch_key(name, "CUDA"):
+        pytest.skip(f"no {backend} kernel for CUDA tensors")
+    g = torch.Generator().manual_seed(21)
+    sizes = [(300, 280), (64, 300)] + [
+        (int(h), int(w)) for h, w in torch.randint(200, 520, (62, 2), generator=g)
+    ]
+    images, boxes, mean, std = make_case(sizes, 3, True, seed=22)
+    kw = variant("flip_mixup", len(images))
+    for size in ((7, 9), (224, 224)):
+        expected = oracle(images, boxes, size, mean, std, **kw)
+        flip, lam, index = _on("cuda", [kw["flip"], kw["lam"], kw["index"]])
+        out = run(op_backend, _on("cuda", images), boxes.cuda(), size, mean.cuda(), std.cuda(),
+                  flip, lam, index)  # fmt: skip
+        assert_matches(out.cpu(), expected, torch.float32, False)

@@ -77,6 +77,9 @@ CUDA_WIDTH_RULES: list[tuple[str, int | None, int | None]] = [
     ("normalize_images_forward_generic_kernel", None, None),
     # One int64 read and at most one int64 write per sample: nothing to vectorize.
     ("mixup_inverse_permutation_kernel", None, None),
+    # resized_crop_normalize gathers one byte per filter tap (the taps of neighbouring output
+    # pixels are neither contiguous nor aligned) and writes channels of a pixel apart.
+    ("resized_crop_normalize_forward_kernel", None, None),
     ("backward", 128, 128),
     ("forward", 128, None),
 ]
