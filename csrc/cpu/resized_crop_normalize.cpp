@@ -12,14 +12,16 @@
 //   antialias on a downscale: center = scale (o + 0.5), taps [int(center - scale + 0.5),
 //     int(center + scale + 0.5)) clipped to the axis, w_j = max(0, 1 - |(j - center + 0.5) /
 //     scale|) computed as ATen does (times 1 / scale), normalized by their float32 sum.
-// The resize is linear, so the kernel resamples the raw bytes and divides by 255 at the end.
+// The resize is linear, so the kernel resamples the raw bytes and normalizes the sums at the
+// end, v = sum / (255 std_c) - mean_c / std_c as one multiply-add (within 1e-6 of the
+// oracle's (sum / 255 - mean_c) / std_c).
 //
 // Work items are (sample, output row) pairs, spread over the threads. Each one runs
 //   1. the vertical pass: K source rows of the box blended into one float row (box width x C
 //      values), a contiguous multiply-add over whole rows that vectorizes directly;
 //   2. the horizontal pass: each output pixel blends K pixels of that row, all its channels at
-//      once (one 4-float vector per tap for 3 or 4 channels);
-//   3. mirror, normalize, blend with the partner sample's row, round once and store.
+//      once (one 4-float vector per tap for 3 or 4 channels), and normalizes them;
+//   3. mirror, blend with the partner sample's row, round once and store.
 // The vertical pass comes first so that the strided, per-pixel work runs on out_h rows rather
 // than on every source row of the box; a source row is read once per output row whose window
 // covers it (about K times when downscaling, from cache).
@@ -58,10 +60,12 @@ constexpr int64_t kPad = 8;
 constexpr int64_t kGrainRows = 4;
 
 // The taps of one axis of one image: output o reads source positions start[o] .. start[o] + K
-// - 1 (relative to the box) with weights weight[o * K + k].
+// - 1 (relative to the box) with weights weight[o * K + k], of which the ones from count[o] on
+// are 0 (the window of output o is often shorter than K).
 struct AxisTaps {
   int64_t K = 0;
   std::vector<int32_t> start;
+  std::vector<int32_t> count;
   std::vector<float> weight;
 };
 
@@ -77,6 +81,7 @@ AxisTaps axis_taps(int64_t in, int64_t out, bool antialias) {
   AxisTaps t;
   t.K = taps_per_output(in, out, antialias);
   t.start.assign(out, 0);
+  t.count.assign(out, 0);
   t.weight.assign(out * t.K, 0.0f);
   const float scale = static_cast<float>(in) / static_cast<float>(out);
   std::vector<float> w(t.K + 2);
@@ -117,6 +122,7 @@ AxisTaps axis_taps(int64_t in, int64_t out, bool antialias) {
     for (int64_t j = 0; j < count; ++j) {
       t.weight[o * t.K + (lo - start) + j] = w[j];
     }
+    t.count[o] = static_cast<int32_t>(lo - start + count);
   }
   return t;
 }
@@ -137,10 +143,15 @@ struct Params {
   const bool* flip;
   const float* lam;
   const int64_t* index;
-  std::vector<float> scale;  // (C,): 1 / (255 std_c)
-  std::vector<float> shift;  // (C,): mean_c / std_c
-  std::vector<float> mean, inv_std;
+  // v = sum * scale_c + shift_c with scale_c = 1 / (255 std_c), shift_c = -mean_c / std_c:
+  // the normalization of a resampled byte sum, as one multiply-add (4 floats each, padded).
+  float scale[4], shift[4];
+  std::vector<float> scale_all, shift_all;  // (C,), for any channel count
   int64_t max_box_width;
+  // Resampled rows held channel by channel (pitch floats apart) instead of pixel-major: for
+  // an NCHW output of 3 or 4 channels, whose rows are then plain (or reversed) copies.
+  bool planar;
+  int64_t pitch;
 };
 
 // Vertical pass, scalar: rows[x * C + c] = sum_k wy[k] * box row (start + k), pixel x,
@@ -151,7 +162,7 @@ void vertical_scalar(const Source& s, int64_t oy, int64_t C, float* rows) {
   const uint8_t* first = s.box + static_cast<int64_t>(s.y.start[oy]) * s.row;
   const int64_t n = s.width * C;
   std::fill(rows, rows + n, 0.0f);
-  for (int64_t k = 0; k < K; ++k) {
+  for (int64_t k = 0; k < s.y.count[oy]; ++k) {
     const float w = wy[k];
     if (w == 0.0f) {
       continue;
@@ -165,19 +176,20 @@ void vertical_scalar(const Source& s, int64_t oy, int64_t C, float* rows) {
   }
 }
 
-// Horizontal pass, scalar: acc[ox * C + c] = sum_k wx[k] * rows[(start + k) * stride + c].
-void horizontal_scalar(const Source& s, int64_t out_w, int64_t C, int64_t stride, const float* rows,
+// Horizontal pass, scalar: acc[ox * C + c] = the normalization of
+// sum_k wx[k] * rows[(start + k) * stride + c].
+void horizontal_scalar(const Params& prm, const Source& s, int64_t stride, const float* rows,
                        float* acc) {
-  const int64_t K = s.x.K;
-  for (int64_t ox = 0; ox < out_w; ++ox) {
+  const int64_t K = s.x.K, C = prm.C;
+  for (int64_t ox = 0; ox < prm.out_w; ++ox) {
     const float* wx = s.x.weight.data() + ox * K;
     const float* p = rows + static_cast<int64_t>(s.x.start[ox]) * stride;
     for (int64_t c = 0; c < C; ++c) {
       float a = 0.0f;
-      for (int64_t k = 0; k < K; ++k) {
+      for (int64_t k = 0; k < s.x.count[ox]; ++k) {
         a += wx[k] * p[k * stride + c];
       }
-      acc[ox * C + c] = a;
+      acc[ox * C + c] = a * prm.scale_all[c] + prm.shift_all[c];
     }
   }
 }
@@ -232,17 +244,16 @@ C10_ALWAYS_INLINE void blend_rows(const uint8_t* src0, int64_t pitch, const floa
 // with C == 1): the result keeps the input's pixel-major order.
 COOKBOOK_OPS_FLATTEN void vertical_interleaved(const Source& s, int64_t oy, int64_t C,
                                                float* rows) {
-  const int64_t K = s.y.K;
-  blend_rows(s.box + static_cast<int64_t>(s.y.start[oy]) * s.row, s.row, s.y.weight.data() + oy * K,
-             K, s.width * C, rows);
+  blend_rows(s.box + static_cast<int64_t>(s.y.start[oy]) * s.row, s.row,
+             s.y.weight.data() + oy * s.y.K, s.y.count[oy], s.width * C, rows);
 }
 
 // Vertical pass for planar 3- or 4-channel input: each channel's rows are blended 8 pixels at
 // a time and the channel vectors transposed into pixels of 4 floats (the 4th unused for 3
 // channels), so that the horizontal pass reads a pixel as one vector.
 COOKBOOK_OPS_FLATTEN void vertical_planar4(const Source& s, int64_t oy, int64_t C, float* rows) {
-  const int64_t K = s.y.K;
-  const float* wy = s.y.weight.data() + oy * K;
+  const int64_t K = s.y.count[oy];
+  const float* wy = s.y.weight.data() + oy * s.y.K;
   const uint8_t* first = s.box + static_cast<int64_t>(s.y.start[oy]) * s.row;
   int64_t x = 0;
   for (; x + 8 <= s.width; x += 8) {
@@ -284,38 +295,66 @@ COOKBOOK_OPS_FLATTEN void vertical_planar4(const Source& s, int64_t oy, int64_t 
 // Horizontal pass for 3 or 4 channels: pixel vectors of 4 floats `stride` floats apart (3 or
 // 4); acc gets 4 floats per output pixel at a pitch of C floats, written in increasing order,
 // so a pixel's unused 4th float is overwritten by the next one (acc has kPad floats of slack).
-// Four output pixels at a time keep four independent accumulators in flight.
-COOKBOOK_OPS_FLATTEN void horizontal4(const Source& s, int64_t out_w, int64_t C, int64_t stride,
+// Four output pixels at a time keep four independent accumulators in flight. The sums are
+// normalized on the way out (one multiply-add per pixel vector).
+COOKBOOK_OPS_FLATTEN void horizontal4(const Params& prm, const Source& s, int64_t stride,
                                       const float* rows, float* acc) {
-  const int64_t K = s.x.K;
+  const int64_t K = s.x.K, C = prm.C, out_w = prm.out_w;
   const float* wx = s.x.weight.data();
   const int32_t* start = s.x.start.data();
+  const int32_t* count = s.x.count.data();
+  const __m128 scale = _mm_loadu_ps(prm.scale), shift = _mm_loadu_ps(prm.shift);
   int64_t ox = 0;
   for (; ox + 4 <= out_w; ox += 4) {
+    const int64_t taps =
+        std::max(std::max(count[ox], count[ox + 1]), std::max(count[ox + 2], count[ox + 3]));
     const float* p0 = rows + static_cast<int64_t>(start[ox]) * stride;
     const float* p1 = rows + static_cast<int64_t>(start[ox + 1]) * stride;
     const float* p2 = rows + static_cast<int64_t>(start[ox + 2]) * stride;
     const float* p3 = rows + static_cast<int64_t>(start[ox + 3]) * stride;
     const float* w0 = wx + ox * K;
     __m128 a0 = _mm_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (int64_t k = 0; k < K; ++k) {
+    for (int64_t k = 0; k < taps; ++k) {
       a0 = _mm_fmadd_ps(_mm_broadcast_ss(w0 + k), _mm_loadu_ps(p0 + k * stride), a0);
       a1 = _mm_fmadd_ps(_mm_broadcast_ss(w0 + K + k), _mm_loadu_ps(p1 + k * stride), a1);
       a2 = _mm_fmadd_ps(_mm_broadcast_ss(w0 + 2 * K + k), _mm_loadu_ps(p2 + k * stride), a2);
       a3 = _mm_fmadd_ps(_mm_broadcast_ss(w0 + 3 * K + k), _mm_loadu_ps(p3 + k * stride), a3);
     }
-    _mm_storeu_ps(acc + ox * C, a0);
-    _mm_storeu_ps(acc + (ox + 1) * C, a1);
-    _mm_storeu_ps(acc + (ox + 2) * C, a2);
-    _mm_storeu_ps(acc + (ox + 3) * C, a3);
+    a0 = _mm_fmadd_ps(a0, scale, shift);
+    a1 = _mm_fmadd_ps(a1, scale, shift);
+    a2 = _mm_fmadd_ps(a2, scale, shift);
+    a3 = _mm_fmadd_ps(a3, scale, shift);
+    if (prm.planar) {
+      _MM_TRANSPOSE4_PS(a0, a1, a2, a3);
+      _mm_storeu_ps(acc + ox, a0);
+      _mm_storeu_ps(acc + prm.pitch + ox, a1);
+      _mm_storeu_ps(acc + 2 * prm.pitch + ox, a2);
+      if (C == 4) {
+        _mm_storeu_ps(acc + 3 * prm.pitch + ox, a3);
+      }
+    } else {
+      _mm_storeu_ps(acc + ox * C, a0);
+      _mm_storeu_ps(acc + (ox + 1) * C, a1);
+      _mm_storeu_ps(acc + (ox + 2) * C, a2);
+      _mm_storeu_ps(acc + (ox + 3) * C, a3);
+    }
   }
   for (; ox < out_w; ++ox) {
     const float* p = rows + static_cast<int64_t>(start[ox]) * stride;
     __m128 a = _mm_setzero_ps();
-    for (int64_t k = 0; k < K; ++k) {
+    for (int64_t k = 0; k < count[ox]; ++k) {
       a = _mm_fmadd_ps(_mm_broadcast_ss(wx + ox * K + k), _mm_loadu_ps(p + k * stride), a);
     }
-    _mm_storeu_ps(acc + ox * C, a);
+    a = _mm_fmadd_ps(a, scale, shift);
+    if (prm.planar) {
+      alignas(16) float v[4];
+      _mm_store_ps(v, a);
+      for (int64_t c = 0; c < C; ++c) {
+        acc[c * prm.pitch + ox] = v[c];
+      }
+    } else {
+      _mm_storeu_ps(acc + ox * C, a);
+    }
   }
 }
 
@@ -323,8 +362,8 @@ COOKBOOK_OPS_FLATTEN void horizontal4(const Source& s, int64_t out_w, int64_t C,
 COOKBOOK_OPS_VEC_END
 #endif
 
-// The resampled row oy of source s, pixel-major with C floats per pixel (acc holds out_w * C +
-// kPad floats; rows is the scratch row of max_box_width * 4 + kPad floats).
+// The resampled and normalized row oy of source s, pixel-major with C floats per pixel (acc
+// holds out_w * C + kPad floats; rows is the scratch row of max_box_width * 4 + kPad floats).
 void resample_row(const Params& p, const Source& s, int64_t oy, float* rows, float* acc) {
   const int64_t C = p.C;
 #if COOKBOOK_OPS_VEC_AVX2
@@ -340,40 +379,56 @@ void resample_row(const Params& p, const Source& s, int64_t oy, float* rows, flo
       vertical_scalar(s, oy, C, rows);
     }
     if (C == 3 || C == 4) {
-      avx2::horizontal4(s, p.out_w, C, stride, rows, acc);
+      avx2::horizontal4(p, s, stride, rows, acc);
     } else {
-      horizontal_scalar(s, p.out_w, C, stride, rows, acc);
+      horizontal_scalar(p, s, stride, rows, acc);
     }
     return;
   }
 #endif
   vertical_scalar(s, oy, C, rows);
-  horizontal_scalar(s, p.out_w, C, C, rows, acc);
+  horizontal_scalar(p, s, C, rows, acc);
 }
 
-// Stores one output row: mirror, normalize, blend, round. a (and b, the partner's row,
-// when blending) are pixel-major resampled sums of bytes.
+// Stores one output row: mirror, blend, round. a (and b, the partner's row, when blending)
+// are normalized values, pixel-major or (p.planar) one contiguous row per channel.
 template <typename out_t, int kC>
 void store_row(const Params& p, const float* a, bool flip_a, const float* b, bool flip_b, float wa,
                float wb, out_t* dst, int64_t pixel, int64_t channel) {
   const int64_t C = kC > 0 ? kC : p.C;
   const int64_t W = p.out_w;
-  const float* mean = p.mean.data();
-  const float* inv_std = p.inv_std.data();
-  constexpr float kInv255 = 1.0f / 255.0f;
+  if (p.planar) {  // pixel == 1
+    for (int64_t c = 0; c < C; ++c) {
+      const float* sa = a + c * p.pitch;
+      out_t* d = dst + c * channel;
+      if (b == nullptr) {
+        if (flip_a) {
+          for (int64_t ox = 0; ox < W; ++ox) d[ox] = static_cast<out_t>(sa[W - 1 - ox]);
+        } else {
+          for (int64_t ox = 0; ox < W; ++ox) d[ox] = static_cast<out_t>(sa[ox]);
+        }
+        continue;
+      }
+      const float* sb = b + c * p.pitch;
+      for (int64_t ox = 0; ox < W; ++ox) {
+        const float va = sa[flip_a ? W - 1 - ox : ox];
+        const float vb = sb[flip_b ? W - 1 - ox : ox];
+        d[ox] = static_cast<out_t>(wa * va + wb * vb);
+      }
+    }
+    return;
+  }
   for (int64_t ox = 0; ox < W; ++ox) {
     const float* pa = a + (flip_a ? W - 1 - ox : ox) * C;
     out_t* d = dst + ox * pixel;
     if (b == nullptr) {
       for (int64_t c = 0; c < C; ++c) {
-        d[c * channel] = static_cast<out_t>((pa[c] * kInv255 - mean[c]) * inv_std[c]);
+        d[c * channel] = static_cast<out_t>(pa[c]);
       }
     } else {
       const float* pb = b + (flip_b ? W - 1 - ox : ox) * C;
       for (int64_t c = 0; c < C; ++c) {
-        const float va = (pa[c] * kInv255 - mean[c]) * inv_std[c];
-        const float vb = (pb[c] * kInv255 - mean[c]) * inv_std[c];
-        d[c * channel] = static_cast<out_t>(wa * va + wb * vb);
+        d[c * channel] = static_cast<out_t>(wa * pa[c] + wb * pb[c]);
       }
     }
   }
@@ -382,7 +437,7 @@ void store_row(const Params& p, const float* a, bool flip_a, const float* b, boo
 template <typename out_t, int kC>
 void run(const Params& p, out_t* out, const int64_t out_strides[4]) {
   const int64_t rows_total = p.N * p.out_h;
-  const int64_t acc_size = p.out_w * p.C + kPad;
+  const int64_t acc_size = (p.planar ? p.C * p.pitch : p.out_w * p.C) + kPad;
   const int64_t scratch_size = p.max_box_width * std::max<int64_t>(p.C, 4) + kPad;
   at::parallel_for(0, rows_total, kGrainRows, [&](int64_t r0, int64_t r1) {
     std::vector<float> scratch(scratch_size, 0.0f);
@@ -521,11 +576,21 @@ at::Tensor resized_crop_normalize_forward_cpu(
     return out;
   }
   const at::Tensor mean = mean_in.contiguous(), std = std_in.contiguous();
-  p.mean.assign(mean.const_data_ptr<float>(), mean.const_data_ptr<float>() + C);
-  p.inv_std.resize(C);
+  p.scale_all.resize(C);
+  p.shift_all.resize(C);
   for (int64_t c = 0; c < C; ++c) {
-    p.inv_std[c] = 1.0f / std.const_data_ptr<float>()[c];
+    const double m = mean.const_data_ptr<float>()[c], sd = std.const_data_ptr<float>()[c];
+    p.scale_all[c] = static_cast<float>(1.0 / (255.0 * sd));
+    p.shift_all[c] = static_cast<float>(-m / sd);
   }
+  for (int64_t c = 0; c < 4; ++c) {
+    p.scale[c] = c < C ? p.scale_all[c] : 0.0f;
+    p.shift[c] = c < C ? p.shift_all[c] : 0.0f;
+  }
+  // Only horizontal4 (the vector pass for 3 or 4 channels) writes channel rows.
+  p.planar =
+      COOKBOOK_OPS_VEC_AVX2 && cpu::vec_kernels_available() && !channels_last && (C == 3 || C == 4);
+  p.pitch = (out_w + kPad + 7) / 8 * 8;
 
   std::vector<Source> sources(N);
   at::parallel_for(0, N, 1, [&](int64_t i0, int64_t i1) {
