@@ -138,6 +138,7 @@ def extension_modules():
     notes.append(f"CUDA kernels {'built' if use_cuda else 'not built'}: {why}")
 
     sources = sorted(glob.glob("csrc/*.cpp")) + sorted(glob.glob("csrc/cpu/*.cpp"))
+    sources += sorted(glob.glob("csrc/autograd/*.cpp"))
     include_dirs = [os.path.join(ROOT, "csrc", "include")]
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
     extra = {

@@ -63,6 +63,10 @@ LSCE_BACKWARD = "label_smoothing_cross_entropy_backward"
 
 _define(LSCE_FORWARD, _LSCE_FORWARD)
 _define(LSCE_BACKWARD, _LSCE_BACKWARD)
+# The backward's closed form in differentiable ATen operators (lse recomputed from the logits;
+# the lse argument is not read): what a create_graph backward of the compiled kernels runs.
+LSCE_BACKWARD_COMPOSITE = LSCE_BACKWARD + "_composite"
+lib.define(LSCE_BACKWARD_COMPOSITE + _LSCE_BACKWARD)
 
 # --- bilinear pooling with signed sqrt and L2 normalization -------------------------------
 # x (N, D1, M) contiguous; y (N, D2, M) contiguous or None (one stream: y = x).
@@ -125,6 +129,9 @@ MIXUP_CE_BACKWARD = "mixup_cross_entropy_backward"
 
 _define(MIXUP_CE_FORWARD, _MIXUP_CE_FORWARD)
 _define(MIXUP_CE_BACKWARD, _MIXUP_CE_BACKWARD)
+MIXUP_CE_BACKWARD_COMPOSITE = MIXUP_CE_BACKWARD + "_composite"  # as LSCE_BACKWARD_COMPOSITE
+lib.define(MIXUP_CE_BACKWARD_COMPOSITE + _MIXUP_CE_BACKWARD)
+COMPOSITE_BACKWARDS = (LSCE_BACKWARD_COMPOSITE, MIXUP_CE_BACKWARD_COMPOSITE)
 
 # --- cross-entropy against probability targets (F.cross_entropy with a float target) ---------
 # logits (N, C) with unit stride along C; target (N, C) in the dtype of logits, unit stride
@@ -307,6 +314,14 @@ def _autograd_kernel(overload, backward: Callable, setup_context: Callable) -> C
     return kernel
 
 
+def _has_compiled_autograd(name: str) -> bool:
+    """Whether the extension registers the op's Autograd kernel in C++ (csrc/autograd/): then
+    that kernel serves the op itself, and the Python formula only its Triton twin."""
+    from cookbook_ops import _backend  # noqa: F401  (loads the extension, if there is one)
+
+    return torch._C._dispatch_has_kernel_for_dispatch_key(qualified(name), "Autograd")
+
+
 def register(
     name: str,
     fake: Callable,
@@ -316,15 +331,17 @@ def register(
     reference: Callable | None = None,
 ) -> None:
     """Give the op ``name`` and each twin of it the fake kernel ``fake`` and, when ``backward``
-    is given, the autograd formula ``backward(b)`` for the name backend ``b`` runs (so that a
+    is given and the extension has no C++ autograd for that name, the autograd formula
+    ``backward(b)`` for the name backend ``b`` runs (so that a
     formula can call the backward op of the same backend), with ``setup_context``. The pure
     PyTorch ``reference`` becomes the op's CompositeExplicitAutograd kernel: it serves any
     device the extension has no kernel for (all devices when the extension is missing); the
     C++/CUDA registrations take precedence where they exist. Twins get no fallback."""
+    compiled_autograd = _has_compiled_autograd(name)
     for backend in REGISTERED:
         qualified_name = qualified(twin(name, backend))
         torch.library.register_fake(qualified_name, fake)
-        if backward is not None:
+        if backward is not None and not (backend == "cpu" and compiled_autograd):
             lib.impl(
                 twin(name, backend),
                 _autograd_kernel(op(twin(name, backend)), backward(backend), setup_context),

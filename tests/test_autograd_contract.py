@@ -1,6 +1,8 @@
 """The autograd contract and the edges: every differentiable input gets an exact gradient (to
 second order) or a clear error, on every backend, and value checks hold under torch.compile."""
 
+import os
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -347,3 +349,24 @@ def test_non_finite_logit_matches_pytorch(device, backend, smoothing, value):
             logits, target.roll(1), reduction="none", label_smoothing=smoothing
         )
         torch.testing.assert_close(loss2, expected2, equal_nan=True)
+
+
+@pytest.mark.parametrize(
+    "op",
+    ["label_smoothing_cross_entropy_forward", "mixup_cross_entropy_forward", "mixup_forward"],
+)
+def test_compiled_kernels_differentiate_in_cpp(op):
+    """These ops' autograd for the extension's kernels is C++ (csrc/autograd/), which costs a
+    small problem a fraction of the host time of a Python autograd kernel; the Python formula
+    serves their Triton twins. Both give the gradients the parity tests check."""
+    from cookbook_ops import _backend, _library
+
+    if not _backend.EXTENSION_LOADED:
+        if os.environ.get("COOKBOOK_OPS_EXPECT_EXTENSION") == "1":
+            pytest.fail(f"the extension did not load: {_backend._extension_error}")
+        pytest.skip("the compiled extension is not loaded")
+    dump = torch._C._dispatch_dump(_library.qualified(op))
+    autograd = [line for line in dump.splitlines() if line.startswith("Autograd[alias]")]
+    assert len(autograd) == 1 and "csrc/autograd/" in autograd[0], dump
+    twin = torch._C._dispatch_dump(_library.qualified(_library.twin(op, "triton")))
+    assert "Autograd[alias]" in twin and "csrc/autograd/" not in twin, twin

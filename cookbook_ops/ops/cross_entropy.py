@@ -78,6 +78,14 @@ def _register_loss_ops(
         ctx.n_inputs = len(inputs)
         ctx.mark_non_differentiable(*output[1:])
 
+    def closed_form(grad_loss, logits, *rest):
+        """The backward op's result in differentiable PyTorch operators, with lse recomputed
+        from the logits (the saved one would be a constant to autograd): exact to every order.
+        rest: the backward op's arguments after the logits."""
+        rest = list(rest)
+        rest[n_targets + 1] = torch.logsumexp(logits.to(opmath_dtype(logits.dtype)), dim=1)
+        return reference_backward(grad_loss, logits, *rest)
+
     def make_backward(backward_op):
         def backward(ctx, grad_loss, *_grad_stats_and_correct):
             grad_logits = None
@@ -86,14 +94,8 @@ def _register_loss_ops(
                     grad_loss = grad_loss.contiguous()
                 if torch.is_grad_enabled():
                     # create_graph=True (double backward): the kernels' backward is not
-                    # differentiable again, so this gradient is the reference's closed form
-                    # in PyTorch operators, with lse recomputed from the logits (the saved
-                    # one is a constant to autograd). Exact to every order.
-                    logits, *rest = ctx.saved_tensors
-                    rest[n_targets + 1] = torch.logsumexp(
-                        logits.to(opmath_dtype(logits.dtype)), dim=1
-                    )
-                    grad_logits = reference_backward(grad_loss, logits, *rest, *ctx.smoothing)
+                    # differentiable again, so this gradient is the closed form.
+                    grad_logits = closed_form(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
                 else:
                     grad_logits = backward_op(grad_loss, *ctx.saved_tensors, *ctx.smoothing)
             # the targets (probability targets that need a gradient take the reference path),
@@ -110,6 +112,9 @@ def _register_loss_ops(
         reference=reference_forward,
     )
     _library.register(backward, backward_fake, reference=reference_backward)
+    composite = backward + "_composite"
+    if composite in _library.COMPOSITE_BACKWARDS:  # what the C++ autograd's double backward runs
+        torch.library.impl(_library.qualified(composite), "CompositeImplicitAutograd")(closed_form)
 
 
 _register_loss_ops(
