@@ -446,6 +446,10 @@ def test_empty_batch_and_all_ignored():
         (dict(target=torch.tensor([0, 1, 5, 2])), IndexError, r"target\[2\] = 5"),
         (dict(class_weight=torch.ones(4)), ValueError, "class_weight"),
         (dict(chunk_size=0), ValueError, "chunk_size"),
+        (dict(weight=torch.randn(5, 6, device="meta")), ValueError, "weight is on meta"),
+        (dict(bias=torch.randn(5, device="meta")), ValueError, "bias is on meta"),
+        (dict(target=torch.zeros(4, dtype=torch.long, device="meta")), ValueError, "target"),
+        (dict(class_weight=torch.ones(5, device="meta")), ValueError, "class_weight"),
         (dict(reduction="avg"), ValueError, "reduction"),
         (dict(convention="x"), ValueError, "convention"),
         (dict(smoothing=1.5), ValueError, "smoothing"),
@@ -467,3 +471,9 @@ def test_bad_mixup_input():
         lmce(x, w, t, t, torch.tensor([0.1, 2.0, 0.3, 0.4]), b)
     with pytest.raises(IndexError, match="target_b"):
         lmce(x, w, t, torch.tensor([0, 9, 1, 1]), 0.5, b)
+    with pytest.raises(ValueError, match="lam is on meta"):
+        lmce(x, w, t, t, torch.rand(4, device="meta"), b)
+    with pytest.raises(ValueError, match="in_features"):
+        LinearCrossEntropy(0, 10)
+    with pytest.raises(ValueError, match="reduction"):
+        LinearCrossEntropy(4, 10, reduction="avg")
