@@ -45,6 +45,7 @@ cookbook_ops = import_cookbook_ops()
 
 BENCHMARK = "soft_target_cross_entropy"
 FORWARD_OP = "soft_target_cross_entropy_forward"
+PASSES = spec.PASSES
 COMPILED_BACKENDS = ("cpu", "cuda", "triton")
 IMPLS = ("eager", "compile", *OUR_BACKENDS, "timm")
 
