@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 
 from cookbook_ops import _library
-from cookbook_ops.triton._common import INTERPRETED, TRITON_DTYPES, device_context, register
+from cookbook_ops.triton._common import INTERPRETED, device_context, register
 from cookbook_ops.triton.normalize_images import _bf16_round_even
 
 _OUT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
@@ -40,7 +40,6 @@ _NUM_WARPS = 4
 # Positions, weights and the blend use explicit roundings; keep the compiler from contracting.
 _ENABLE_FP_FUSION = False
 _EMULATE_BF16: tl.constexpr = tl.constexpr(INTERPRETED)
-_TABLE_COLUMNS = 4  # base address, height, width, unused
 # A batch size or image size change must not recompile.
 _NO_SPECIALIZE = ["n_samples", "out_h", "out_w"]
 
@@ -348,61 +347,3 @@ def _keep_alive(out: torch.Tensor, images: list) -> None:
 
 
 register({_library.RESIZED_CROP_NORMALIZE: resized_crop_normalize_forward})
-
-
-# --- static compile specs -------------------------------------------------------------------
-
-
-def static_compile_specs() -> list[dict]:
-    """What the launcher compiles for 3-channel images, for an sm_90 compile check: both input
-    and output layouts, antialias on and off, float32 and bfloat16, plain and flip + mixup."""
-    specs = []
-    for nhwc, channels_last in ((True, False), (True, True), (False, False)):
-        for antialias in (True, False):
-            for out_dtype, extras in ((torch.float32, False), (torch.bfloat16, True)):
-                specs.append(compile_spec(nhwc, channels_last, antialias, out_dtype, extras))
-    return specs
-
-
-def compile_spec(
-    nhwc: bool, channels_last: bool, antialias: bool, out_dtype: torch.dtype, extras: bool, C=3
-) -> dict:
-    fn = _resized_crop_normalize_kernel
-    name = TRITON_DTYPES[out_dtype]
-    pointers = {
-        "table_ptr": "*i64",
-        "boxes_ptr": "*i64",
-        "mean_ptr": "*fp32",
-        "std_ptr": "*fp32",
-        "flip_ptr": "*u8" if extras else "*fp32",
-        "lam_ptr": "*fp32",
-        "index_ptr": "*i64" if extras else "*fp32",
-        "out_ptr": f"*{name}",
-    }
-    ints = {"n_samples": "i32", "out_h": "i32", "out_w": "i32"}
-    constexprs = {
-        "C": C,
-        "NHWC": nhwc,
-        "CHANNELS_LAST": channels_last,
-        "ANTIALIAS": antialias,
-        "HAS_FLIP": extras,
-        "HAS_MIX": extras,
-        "TILE_H": _TILE_H,
-        "BLOCK": _BLOCK,
-    }
-    types = {**pointers, **ints}
-    signature = {arg: "constexpr" if arg in constexprs else types[arg] for arg in fn.arg_names}
-    layout = ("nhwc" if nhwc else "nchw") + ("_to_cl" if channels_last else "_to_nchw")
-    filt = "aa" if antialias else "bilinear"
-    return {
-        "name": f"resized_crop_normalize_{layout}_{filt}_{name}{'_flip_mix' if extras else ''}",
-        "fn": fn,
-        "signature": signature,
-        "constexprs": constexprs,
-        "num_warps": _NUM_WARPS,
-        "enable_fp_fusion": _ENABLE_FP_FUSION,
-        "aligned_args": list(pointers),
-        # Gathers one byte per tap (the taps of neighbouring pixels are neither contiguous nor
-        # aligned), so no load or store width is required.
-        "bandwidth_bound": False,
-    }
