@@ -7,17 +7,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cookbook_ops._image_args import (
+    LAYOUTS,
+    channel_constants,
+    check_output_format,
+    check_std_nonzero,
+)
 from cookbook_ops.nn.normalize import NormalizeImages
 from cookbook_ops.ops.crop_boxes import (
     _pair_of_floats,
     center_crop_boxes,
     random_resized_crop_boxes,
-)
-from cookbook_ops.ops.normalize_images import (
-    LAYOUTS,
-    _channel_constants,
-    _check_output_format,
-    _check_std_nonzero,
 )
 from cookbook_ops.ops.resized_crop_normalize import output_size, resized_crop_normalize
 
@@ -62,14 +62,14 @@ class _CropNormalize(nn.Module):
             raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
         if not isinstance(antialias, bool):
             raise TypeError(f"antialias must be a bool, got {type(antialias).__name__}")
-        _check_output_format(out_dtype, memory_format)
-        mean_t = _channel_constants(mean, "mean", None, torch.device("cpu"))
-        std_t = _channel_constants(std, "std", None, torch.device("cpu"))
+        check_output_format(out_dtype, memory_format)
+        mean_t = channel_constants(mean, "mean", None, torch.device("cpu"))
+        std_t = channel_constants(std, "std", None, torch.device("cpu"))
         if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
             raise ValueError(
                 f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
             )
-        _check_std_nonzero(std_t, std)
+        check_std_nonzero(std_t, std)
         self.register_buffer("mean", mean_t, persistent=False)
         self.register_buffer("std", std_t, persistent=False)
         self.layout = layout

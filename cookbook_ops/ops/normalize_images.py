@@ -139,11 +139,3 @@ def normalize_images(
     return _library.op_for(_library.NORMALIZE_IMAGES, chosen)(
         dense, mean_t, std_t, flip_t, lam_t, index_t, dense_nhwc, out_dtype, channels_last
     )
-
-
-# The helpers' former private names here, which the transforms' modules still import.
-_channel_constants = channel_constants
-_check_flip = check_flip
-_check_mixup = check_mixup
-_check_output_format = check_output_format
-_check_std_nonzero = check_std_nonzero

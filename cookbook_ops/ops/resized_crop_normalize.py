@@ -21,13 +21,13 @@ import torch
 
 from cookbook_ops import _backend, _library
 from cookbook_ops._checks import check_cpu_values
-from cookbook_ops.ops.normalize_images import (
+from cookbook_ops._image_args import (
     LAYOUTS,
-    _channel_constants,
-    _check_flip,
-    _check_mixup,
-    _check_output_format,
-    _check_std_nonzero,
+    channel_constants,
+    check_flip,
+    check_mixup,
+    check_output_format,
+    check_std_nonzero,
 )
 from cookbook_ops.reference.resized_crop_normalize import (
     resized_crop_normalize_forward as reference_forward,
@@ -233,27 +233,27 @@ def resized_crop_normalize(
     if isinstance(antialias, torch.Tensor) or not isinstance(antialias, bool):
         raise TypeError(f"antialias must be a bool, got {type(antialias).__name__}")
     out_h, out_w = output_size(size)
-    _check_output_format(out_dtype, memory_format)
+    check_output_format(out_dtype, memory_format)
     if isinstance(images, torch.Tensor) and images.dim() == 4 and images.shape[0] == 0:
         # An empty batch: checked like any other, then nothing to compute.
         channels = images.shape[3] if nhwc else images.shape[1]
         image_list(images, layout)
         check_boxes(boxes, [], images.device)
-        _channel_constants(mean, "mean", channels, images.device)
-        _check_std_nonzero(_channel_constants(std, "std", channels, images.device), std)
+        channel_constants(mean, "mean", channels, images.device)
+        check_std_nonzero(channel_constants(std, "std", channels, images.device), std)
         out = torch.empty((0, channels, out_h, out_w), dtype=out_dtype, device=images.device)
         return out.contiguous(memory_format=memory_format)
     views, device, channels = image_list(images, layout)
     n = len(views)
     boxes_t = check_boxes(boxes, image_sizes(views, nhwc), device)
-    mean_t = _channel_constants(mean, "mean", channels, device)
-    std_t = _channel_constants(std, "std", channels, device)
-    _check_std_nonzero(std_t, std)
-    flip_t = None if flip is None else _check_flip(flip, n, device)
+    mean_t = channel_constants(mean, "mean", channels, device)
+    std_t = channel_constants(std, "std", channels, device)
+    check_std_nonzero(std_t, std)
+    flip_t = None if flip is None else check_flip(flip, n, device)
     lam_t = index_t = None
     if mixup is not None:
         # normalize_images' checks take the batch for its size, device and dtype (uint8)
-        lam_t, index_t = _check_mixup(mixup, torch.empty((n, 0), dtype=torch.uint8, device=device))
+        lam_t, index_t = check_mixup(mixup, torch.empty((n, 0), dtype=torch.uint8, device=device))
     channels_last = memory_format == torch.channels_last
 
     chosen = _backend.resolve_backend(backend, device, OP)
