@@ -72,7 +72,24 @@ def _module_calls(backend: str):
         mixup_loss(logits, mixed_target).backward()
         mixed.sum().backward()
 
+    probabilities = torch.softmax(torch.randn(8, 10, generator=gen), dim=1)
+    head = cnn.LinearCrossEntropy(6, 10, label_smoothing=0.1, backend=backend)
+    features = torch.randn(8, 6, generator=gen)
+    sizes = [(9, 7), (6, 8)] * 4
+    variable = [
+        torch.randint(0, 256, (h, w, 3), dtype=torch.uint8, generator=gen) for h, w in sizes
+    ]
+    train = cnn.RandomResizedCropNormalize(
+        size=4, mean=(0.5, 0.4, 0.3), std=(0.2, 0.2, 0.2), generator=gen
+    )
+    val = cnn.ResizeCenterCropNormalize(resize=5, crop=4, mean=(0.5, 0.4, 0.3), std=(0.2,) * 3)
     return {
+        "LabelSmoothingCrossEntropy(probabilities)": lambda: cnn.LabelSmoothingCrossEntropy(
+            label_smoothing=0.1, backend=backend
+        )(logits, probabilities).backward(),
+        "LinearCrossEntropy": lambda: head(features, target).backward(),
+        "RandomResizedCropNormalize": lambda: train(variable),
+        "ResizeCenterCropNormalize": lambda: val(variable),
         "LabelSmoothingCrossEntropy": lambda: cnn.LabelSmoothingCrossEntropy(
             label_smoothing=0.1, backend=backend
         )(logits, target).backward(),

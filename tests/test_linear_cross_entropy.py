@@ -16,7 +16,7 @@ from conftest import TOLERANCES, backend_params, interpreted
 import cookbook_ops
 from cookbook_ops import _library
 from cookbook_ops.nn import LinearCrossEntropy, MixedTarget
-from cookbook_ops.ops.linear_cross_entropy import (
+from cookbook_ops.ops.linear_cross_entropy_chunks import (
     LOGITS_CHUNK_BYTES,
     MIN_CHUNK_ROWS,
     default_chunk_size,
@@ -190,7 +190,7 @@ def test_no_bias_and_return_correct():
 
 def test_chunks_never_hold_the_full_logits(monkeypatch):
     """Every chunk of logits made, forward and backward, has at most chunk_size rows."""
-    module = importlib.import_module("cookbook_ops.ops.linear_cross_entropy")
+    module = importlib.import_module("cookbook_ops.ops.linear_cross_entropy_chunks")
 
     n, k, c, chunk = 50, 16, 300, 8
     made = []
