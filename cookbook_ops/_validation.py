@@ -206,3 +206,51 @@ def lam_tensor(lam, x) -> torch.Tensor:
     if not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be in [0, 1]; got {lam}")
     return torch.full((n,), float(lam), dtype=dtype, device=x.device)
+
+
+# --- class-index targets and lam of the two-target losses -------------------------------------
+
+
+def check_index_target(name: str, target, ref: torch.Tensor, ref_name: str) -> None:
+    """An (N,) int64 tensor of class indices on the device of ``ref`` (the logits, or the
+    head's input), N its rows; errors name ``name`` and ``ref_name``."""
+    if not isinstance(target, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(target).__name__}")
+    if target.dtype != torch.int64:
+        raise TypeError(f"{name} must be an int64 tensor of class indices, got {target.dtype}")
+    if target.shape != (ref.shape[0],):
+        raise ValueError(
+            f"{name} must have shape ({ref.shape[0]},) for {ref_name} of shape "
+            f"{tuple(ref.shape)}, got {tuple(target.shape)}"
+        )
+    if target.device != ref.device:
+        raise ValueError(f"{name} is on {target.device} but {ref_name} is on {ref.device}")
+
+
+def check_loss_lam(lam, ref: torch.Tensor, ref_name: str, dtype: torch.dtype):
+    """lam of a two-target loss: a Python float, or a tensor of shape () or (N,) converted to
+    ``dtype``. Values are checked where that needs no sync (floats, CPU tensors in eager mode).
+    A tensor lam is not detached: it weighs the two per-row losses outside the kernels, so a lam
+    that requires grad gets its exact gradient (loss_a - loss_b per row)."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, torch.Tensor)):
+        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
+    if not isinstance(lam, torch.Tensor):
+        lam = float(lam)
+        if not 0.0 <= lam <= 1.0:
+            raise ValueError(f"lam must be in [0, 1]; got {lam}")
+        return lam
+    if not lam.is_floating_point():
+        raise TypeError(f"lam must be a floating-point tensor, got {lam.dtype}")
+    n = ref.shape[0]
+    if lam.dim() > 1 or (lam.dim() == 1 and lam.shape[0] != n):
+        raise ValueError(f"lam must be a scalar, a 0-d tensor or ({n},); got {tuple(lam.shape)}")
+    if lam.device != ref.device:
+        raise ValueError(f"lam is on {lam.device} but {ref_name} is on {ref.device}")
+
+    def _first_bad(ok):
+        return f"; got {float(lam.reshape(-1)[(~ok).reshape(-1).nonzero()[0, 0]])}"
+
+    check_cpu_values(
+        lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]", _first_bad
+    )
+    return lam.to(dtype)

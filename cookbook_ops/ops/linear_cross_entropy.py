@@ -31,10 +31,11 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
-from cookbook_ops._checks import check_cpu_values
 from cookbook_ops._dtypes import opmath_dtype, output_dtype
 from cookbook_ops._smoothing import mean_denominator, smoothing_weights
 from cookbook_ops._validation import (
+    check_index_target,
+    check_loss_lam,
     check_num_classes,
     check_options,
     check_target_range,
@@ -79,17 +80,7 @@ def _check_linear(input, weight, bias, chunk_size):
 
 
 def _check_target(name, target, input, num_classes, ignore_index):
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(target).__name__}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"{name} must be an int64 tensor of class indices, got {target.dtype}")
-    if target.shape != (input.shape[0],):
-        raise ValueError(
-            f"{name} must have shape ({input.shape[0]},) for input of shape "
-            f"{tuple(input.shape)}, got {tuple(target.shape)}"
-        )
-    if target.device != input.device:
-        raise ValueError(f"{name} is on {target.device} but input is on {input.device}")
+    check_index_target(name, target, input, "input")
     check_target_range(target, num_classes, ignore_index, name)
 
 
@@ -112,26 +103,6 @@ def _check_class_weight(class_weight, input, num_classes):
             "F.cross_entropy); pass class_weight.detach()"
         )
     return class_weight.to(opmath_dtype(input.dtype)).contiguous()
-
-
-def _check_lam(lam, input, dtype):
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, torch.Tensor)):
-        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
-    if not isinstance(lam, torch.Tensor):
-        if not 0.0 <= float(lam) <= 1.0:
-            raise ValueError(f"lam must be in [0, 1]; got {lam}")
-        return float(lam)
-    n = input.shape[0]
-    if not lam.is_floating_point():
-        raise TypeError(f"lam must be a floating-point tensor, got {lam.dtype}")
-    if lam.dim() > 1 or (lam.dim() == 1 and lam.shape[0] != n):
-        raise ValueError(f"lam must be a scalar, a 0-d tensor or ({n},); got {tuple(lam.shape)}")
-    if lam.device != input.device:
-        raise ValueError(f"lam is on {lam.device} but input is on {input.device}")
-    check_cpu_values(
-        lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]"
-    )
-    return lam.to(dtype)
 
 
 def _needs_grad(input, weight, bias) -> list[bool]:
@@ -240,7 +211,7 @@ def linear_mixup_cross_entropy(
     _check_target("target_b", target_b, input, num_classes, ignore_index)
     class_weight = _check_class_weight(class_weight, input, num_classes)
     dtype = opmath_dtype(input.dtype)
-    lam = _check_lam(lam, input, dtype)
+    lam = check_loss_lam(lam, input, "input", dtype)
     chosen = _backend.resolve_backend(backend, input.device, _library.MIXUP_CE_FORWARD)
     options = (on_value, off_value, ignore_index, chunk_size, chosen)
     needs = _needs_grad(input, weight, bias)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import torch
 
 from cookbook_ops import _backend, _library
-from cookbook_ops._checks import check_cpu_values
 from cookbook_ops._dtypes import opmath_dtype, output_dtype
 from cookbook_ops._smoothing import mean_denominator, smoothing_weights
 from cookbook_ops._validation import (
+    check_index_target,
+    check_loss_lam,
     check_num_classes,
     check_options,
     check_target_range,
@@ -23,49 +24,6 @@ from cookbook_ops._validation import (
 from cookbook_ops.ops.cross_entropy import loss_rows
 
 # --- public API ----------------------------------------------------------------------------
-
-
-def _check_target(name: str, target, logits: torch.Tensor) -> None:
-    if not isinstance(target, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(target).__name__}")
-    if target.dtype != torch.int64:
-        raise TypeError(f"{name} must be an int64 tensor of class indices, got {target.dtype}")
-    if target.shape != (logits.shape[0],):
-        raise ValueError(
-            f"{name} must have shape ({logits.shape[0]},) for logits of shape "
-            f"{tuple(logits.shape)}, got {tuple(target.shape)}"
-        )
-    if target.device != logits.device:
-        raise ValueError(f"{name} is on {target.device} but logits is on {logits.device}")
-
-
-def _check_lam(lam, logits: torch.Tensor, dtype: torch.dtype):
-    """lam as the public function uses it: a Python float or an op-math tensor of shape () or
-    (N,). Values are checked where that needs no sync (floats, CPU tensors in eager mode)."""
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, torch.Tensor)):
-        raise TypeError(f"lam must be a float or a tensor, got {type(lam).__name__}")
-    if not isinstance(lam, torch.Tensor):
-        lam = float(lam)
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1]; got {lam}")
-        return lam
-    if not lam.is_floating_point():
-        raise TypeError(f"lam must be a floating-point tensor, got {lam.dtype}")
-    n = logits.shape[0]
-    if lam.dim() > 1 or (lam.dim() == 1 and lam.shape[0] != n):
-        raise ValueError(f"lam must be a scalar, a 0-d tensor or ({n},); got {tuple(lam.shape)}")
-    if lam.device != logits.device:
-        raise ValueError(f"lam is on {lam.device} but logits is on {logits.device}")
-
-    def _first_bad(ok):
-        return f"; got {float(lam.reshape(-1)[(~ok).reshape(-1).nonzero()[0, 0]])}"
-
-    check_cpu_values(
-        lambda: (lam >= 0) & (lam <= 1), lam.device, ValueError, "lam must be in [0, 1]", _first_bad
-    )
-    # Not detached: lam weighs the two per-row losses outside the kernels, so a lam that
-    # requires grad gets its exact gradient (loss_a - loss_b per row) on every backend.
-    return lam.to(dtype)
 
 
 def mixup_cross_entropy(
@@ -104,10 +62,10 @@ def mixup_cross_entropy(
         raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}")
     check_options(smoothing, reduction, convention, ignore_index)
     check_num_classes(logits.shape[1])
-    _check_target("target_a", target_a, logits)
-    _check_target("target_b", target_b, logits)
+    check_index_target("target_a", target_a, logits, "logits")
+    check_index_target("target_b", target_b, logits, "logits")
     dtype = opmath_dtype(logits.dtype)
-    lam = _check_lam(lam, logits, dtype)
+    lam = check_loss_lam(lam, logits, "logits", dtype)
     weight = check_weight(weight, logits)
     num_classes = logits.shape[1]
     on_value, off_value = smoothing_weights(convention, smoothing, num_classes)
