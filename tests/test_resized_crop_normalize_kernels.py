@@ -441,3 +441,22 @@ def test_gpu_large_downscale_and_batch(backend):
         out = run(op_backend, _on("cuda", images), boxes.cuda(), size, mean.cuda(), std.cuda(),
                   flip, lam, index)  # fmt: skip
         assert_matches(out.cpu(), expected, torch.float32, False)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_16bit_output_is_the_float32_output_rounded_once(backend, out_dtype, channels):
+    """Bit for bit: the 16-bit result is the float32 result of the same kernel rounded to
+    nearest even (one rounding), in both output layouts, with flips and mixup."""
+    if backend == "triton" and channels == 2:
+        pytest.skip("interpreter time")
+    images, boxes, mean, std = small_case(backend, 3, True)
+    images = [im[..., :channels].contiguous() for im in images]
+    mean, std = mean[:channels], std[:channels]
+    kw = variant("flip_mixup", len(images))
+    for channels_last in (False, True):
+        wide = run(backend, images, boxes, (5, 19), mean, std, **kw, channels_last=channels_last)
+        out = run(backend, images, boxes, (5, 19), mean, std, **kw, out_dtype=out_dtype,
+                  channels_last=channels_last)  # fmt: skip
+        assert torch.equal(out.view(torch.int16), wide.to(out_dtype).view(torch.int16))

@@ -46,6 +46,7 @@
 #include <cstdint>
 #include <limits>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "cookbook_ops/cpu_vec.h"
@@ -358,6 +359,46 @@ COOKBOOK_OPS_FLATTEN void horizontal4(const Params& prm, const Source& s, int64_
   }
 }
 
+// n floats to float16 with the F16C conversion (round to nearest even, as c10::Half), every
+// NaN made sign | 0x7E00 as c10::Half makes it (the hardware keeps the payload). c10's
+// conversion is a software routine in baseline code, several times slower. Converts the
+// first n - n % 8 values and returns that count: the caller converts the rest in baseline
+// code (c10's routine compiled here could get its float arithmetic contracted into FMAs).
+COOKBOOK_OPS_FLATTEN int64_t half_row(const float* src, at::Half* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    __m128i h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 nan = _mm256_cmp_ps(v, v, _CMP_UNORD_Q);
+    const __m128i nan16 = _mm_packs_epi32(_mm256_castsi256_si128(_mm256_castps_si256(nan)),
+                                          _mm256_extracti128_si256(_mm256_castps_si256(nan), 1));
+    const __m128i quiet =
+        _mm_or_si128(_mm_and_si128(h, _mm_set1_epi16(INT16_MIN)), _mm_set1_epi16(0x7E00));
+    h = _mm_blendv_epi8(h, quiet, nan16);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), h);
+  }
+  _mm256_zeroupper();
+  return i;
+}
+
+// The same for bfloat16: round to nearest even on the bits, every NaN 0x7FC0 (c10's rule).
+COOKBOOK_OPS_FLATTEN int64_t half_row(const float* src, at::BFloat16* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(src + i);
+    const __m256i bits = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i r = _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7FFF)), odd);
+    r = _mm256_srli_epi32(r, 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    r = _mm256_blendv_epi8(r, _mm256_set1_epi32(0x7FC0), nan);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm_packus_epi32(_mm256_castsi256_si128(r), _mm256_extracti128_si256(r, 1)));
+  }
+  _mm256_zeroupper();
+  return i;
+}
+
 }  // namespace avx2
 COOKBOOK_OPS_VEC_END
 #endif
@@ -394,9 +435,29 @@ void resample_row(const Params& p, const Source& s, int64_t oy, float* rows, flo
 // are normalized values, pixel-major or (p.planar) one contiguous row per channel.
 template <typename out_t, int kC>
 void store_row(const Params& p, const float* a, bool flip_a, const float* b, bool flip_b, float wa,
-               float wb, out_t* dst, int64_t pixel, int64_t channel) {
+               float wb, out_t* dst, int64_t pixel, int64_t channel, float* tmp) {
   const int64_t C = kC > 0 ? kC : p.C;
   const int64_t W = p.out_w;
+#if COOKBOOK_OPS_VEC_AVX2
+  // 16-bit rows that are contiguous per channel (planar) or as a whole (channels_last): the
+  // float32 row first, then one vector conversion.
+  if constexpr (std::is_same_v<out_t, at::Half> || std::is_same_v<out_t, at::BFloat16>) {
+    const bool whole = pixel == C && channel == 1;
+    if (cpu::vec_kernels_available() && (p.planar || whole)) {
+      store_row<float, kC>(p, a, flip_a, b, flip_b, wa, wb, tmp, p.planar ? 1 : C, p.planar ? W : 1,
+                           nullptr);
+      const int64_t runs = whole ? 1 : C, length = whole ? W * C : W;
+      for (int64_t r = 0; r < runs; ++r) {
+        const float* src = tmp + r * length;
+        out_t* d = dst + r * channel;
+        for (int64_t i = avx2::half_row(src, d, length); i < length; ++i) {
+          d[i] = static_cast<out_t>(src[i]);
+        }
+      }
+      return;
+    }
+  }
+#endif
   if (p.planar) {  // pixel == 1
     for (int64_t c = 0; c < C; ++c) {
       const float* sa = a + c * p.pitch;
@@ -442,6 +503,7 @@ void run(const Params& p, out_t* out, const int64_t out_strides[4]) {
   at::parallel_for(0, rows_total, kGrainRows, [&](int64_t r0, int64_t r1) {
     std::vector<float> scratch(scratch_size, 0.0f);
     std::vector<float> acc_a(acc_size, 0.0f), acc_b(acc_size, 0.0f);
+    std::vector<float> tmp(p.out_w * p.C);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = r / p.out_h;
       const int64_t oy = r - n * p.out_h;
@@ -460,7 +522,7 @@ void run(const Params& p, out_t* out, const int64_t out_strides[4]) {
       }
       out_t* dst = out + n * out_strides[0] + oy * out_strides[2];
       store_row<out_t, kC>(p, acc_a.data(), flip_a, b, flip_b, wa, wb, dst, out_strides[3],
-                           out_strides[1]);
+                           out_strides[1], tmp.data());
     }
   });
 }
