@@ -40,6 +40,7 @@ from harness.impls import (
     compile_static,
     unknown_impl,
 )
+from harness.overhead import both_passes
 from harness.spec import BenchSpec
 from harness.timing import Timing, time_cpu, time_cuda
 
@@ -315,6 +316,16 @@ def parse_shapes(text: str) -> list[Shape]:
     return [Shape(*(int(v) for v in item.lower().split("x")), "custom") for item in text.split(",")]
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 rows of 16 features, 10 classes, where a call is nearly all host work."""
+    x = torch.randn(8, 16, device=device, requires_grad=True)
+    w = torch.randn(10, 16, device=device, requires_grad=True)
+    b = torch.randn(10, device=device, requires_grad=True)
+    t = torch.randint(0, 10, (8,), device=device)
+    ours = cookbook_ops.linear_cross_entropy
+    return both_passes("8x16x10", lambda: eager_loss(x, w, b, t), lambda: ours(x, w, t, b))
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -341,6 +352,7 @@ SPEC = BenchSpec(
     },
     auto_backend_ops=(FORWARD_OP,),
     extra_sections=peak_memory_section,
+    overhead_cases=overhead_cases,
 )
 
 

@@ -1,13 +1,11 @@
 """Resized crop + flip + normalize of a batch of uint8 images against torchvision's per-image chain.
 
-    python benchmarks/bench_resized_crop_normalize.py [--device cpu|cuda] [--quick] [--out DIR]
-        [--shapes train-mixed:64x224,val-fixed:256x224,...] [--dtypes fp32,bf16] [--impls ...]
+    python benchmarks/bench_resized_crop_normalize.py [--shapes train-mixed:64x224,...] [--help]
 
-Each "shape" is a batch of N uint8 source images around 375x500 (``mixed``: every image its own
-size, H in [300, 450] and W in [400, 600], passed as a list; ``fixed``: all 375x500, one
-tensor) made into an N x 3 x S x S batch, for the train transform (``train``: the boxes of
-RandomResizedCrop((S, S)), half the images flipped) or the val transform (``val``: Resize(256
-for S = 224, else S * 8/7) then CenterCrop(S)). The dtype is the output dtype. Antialias on.
+Each "shape" is a batch of N uint8 source images around 375x500 (``mixed``: sizes H in [300, 450]
+and W in [400, 600], a list; ``fixed``: all 375x500, one tensor) made into an N x 3 x S x S batch
+for the train transform (``train``: RandomResizedCrop((S, S)) boxes, half the images flipped) or
+the val one (``val``: Resize(256 for S = 224, else S * 8/7), CenterCrop(S)). Antialias on.
 
 Implementations:
 
@@ -15,20 +13,16 @@ Implementations:
   ``decode_jpeg`` gives them), then the stack: train ``resized_crop`` + ``hflip`` +
   ``to_dtype(scale=True)`` + ``normalize``; val ``resize`` + ``center_crop`` + the same.
 - ``compile``: torch.compile of that per-image chain (dynamic shapes: every box differs).
-- ``loader``: the same per-image chain run by a DataLoader with 2 worker processes (persistent,
-  batches of N/8 images concatenated), as a training script would feed the GPU.
-- ours: ``cookbook_ops.resized_crop_normalize`` on every backend the op has here (uint8
-  (H, W, C) images, as PIL and ``collate_uint8_list`` give them; the boxes are drawn by
-  ``random_resized_crop_boxes`` / ``center_crop_boxes`` outside the timed call).
+- ``loader``: that chain in a DataLoader, 2 persistent workers, batches of N/8 images joined.
+- ours: ``cookbook_ops.resized_crop_normalize`` on every backend here (uint8 (H, W, C) images,
+  as ``collate_uint8_list`` gives them; boxes drawn outside the timed call).
 
 Checks: ours against the reference backend (2e-5 of max |out|); the torchvision chains against
 our reference with the same boxes, within the rounding of their uint8 resize (1/255 before
 Normalize); val chains against the eager val chain (torchvision's Resize + CenterCrop keeps a
 fractional region, which our integer box approximates; see ``center_crop_boxes``). Memory
 floor: each source pixel of the boxes read once, each output value written once. The markdown
-report gets a table of images per second.
-
-Writes <out>/resized_crop_normalize-<device>[-quick].{json,md,png}.
+report gets a table of images per second. Writes <out>/resized_crop_normalize-<device>[-quick].*
 """
 
 from __future__ import annotations
@@ -45,6 +39,7 @@ from harness.environment import import_cookbook_ops
 from harness.floors import element_size, memory_floor_numbers
 from harness.groups import new_records, time_group
 from harness.impls import OUR_BACKENDS, backend_unavailable_reason, import_failure, unknown_impl
+from harness.overhead import OverheadCase
 from harness.spec import BenchSpec, dtype_name
 from harness.timing import Timing
 
@@ -335,6 +330,22 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 4 uint8 8x8x3 images to 4x4, nearly all host work, against
+    torchvision's per-image chain on the same boxes (Python ints, as a data loader has them)."""
+    hwc = torch.randint(0, 256, (4, 8, 8, 3), dtype=torch.uint8, device=device)
+    boxes = torch.tensor([[0, 0, 8, 8], [1, 2, 6, 5], [2, 1, 5, 7], [0, 3, 8, 4]], device=device)
+    pairs = list(zip(hwc.permute(0, 3, 1, 2), boxes.tolist()))
+    return [
+        OverheadCase(
+            "4x8x8x3 to 4x4",
+            "fwd",
+            lambda: torch.stack([chain_one_train(im, *b, False, 4) for im, b in pairs]),
+            lambda: cookbook_ops.resized_crop_normalize(hwc, boxes, 4, MEAN, STD),
+        )
+    ]
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -362,6 +373,7 @@ SPEC = BenchSpec(
         "notes": [],
     },
     extra_sections=lambda run: [("images per second", images_per_second_table(run))],
+    overhead_cases=overhead_cases,
 )
 
 

@@ -39,6 +39,7 @@ from harness.impls import (
     import_failure,
     unknown_impl,
 )
+from harness.overhead import both_passes
 from harness.spec import BenchSpec
 
 cookbook_ops = import_cookbook_ops()
@@ -231,6 +232,14 @@ def parse_shapes(text: str) -> list[Shape]:
     return shapes
 
 
+def overhead_cases(device: str):
+    """``--overhead``: 8 rows of 10 classes with probability targets, nearly all host work."""
+    x = torch.randn(8, 10, device=device, requires_grad=True)
+    q = torch.softmax(torch.randn(8, 10, device=device), dim=1)
+    ours = _ours("auto")
+    return both_passes("8x10", lambda: eager_loss(x, q), lambda: ours(x, q))
+
+
 SPEC = BenchSpec(
     benchmark=BENCHMARK,
     doc=__doc__,
@@ -245,6 +254,7 @@ SPEC = BenchSpec(
     unavailable_reason=unavailable_reason,
     run_group=run_group,
     config={"smoothing": 0.0},
+    overhead_cases=overhead_cases,
 )
 
 
