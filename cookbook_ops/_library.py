@@ -131,7 +131,6 @@ _define(MIXUP_CE_FORWARD, _MIXUP_CE_FORWARD)
 _define(MIXUP_CE_BACKWARD, _MIXUP_CE_BACKWARD)
 MIXUP_CE_BACKWARD_COMPOSITE = MIXUP_CE_BACKWARD + "_composite"  # as LSCE_BACKWARD_COMPOSITE
 lib.define(MIXUP_CE_BACKWARD_COMPOSITE + _MIXUP_CE_BACKWARD)
-COMPOSITE_BACKWARDS = (LSCE_BACKWARD_COMPOSITE, MIXUP_CE_BACKWARD_COMPOSITE)
 
 # --- cross-entropy against probability targets (F.cross_entropy with a float target) ---------
 # logits (N, C) with unit stride along C; target (N, C) in the dtype of logits, unit stride
@@ -155,6 +154,13 @@ SOFT_CE_BACKWARD = "soft_target_cross_entropy_backward"
 
 _define(SOFT_CE_FORWARD, _SOFT_CE_FORWARD)
 _define(SOFT_CE_BACKWARD, _SOFT_CE_BACKWARD)
+SOFT_CE_BACKWARD_COMPOSITE = SOFT_CE_BACKWARD + "_composite"  # as LSCE_BACKWARD_COMPOSITE
+lib.define(SOFT_CE_BACKWARD_COMPOSITE + _SOFT_CE_BACKWARD)
+COMPOSITE_BACKWARDS = (
+    LSCE_BACKWARD_COMPOSITE,
+    MIXUP_CE_BACKWARD_COMPOSITE,
+    SOFT_CE_BACKWARD_COMPOSITE,
+)
 
 # --- uint8 images to a normalized float batch -------------------------------------------------
 # images uint8, (N, H, W, C) when nhwc else (N, C, H, W), contiguous; mean, std (C,) float32 in

@@ -353,7 +353,12 @@ def test_non_finite_logit_matches_pytorch(device, backend, smoothing, value):
 
 @pytest.mark.parametrize(
     "op",
-    ["label_smoothing_cross_entropy_forward", "mixup_cross_entropy_forward", "mixup_forward"],
+    [
+        "label_smoothing_cross_entropy_forward",
+        "mixup_cross_entropy_forward",
+        "soft_target_cross_entropy_forward",
+        "mixup_forward",
+    ],
 )
 def test_compiled_kernels_differentiate_in_cpp(op):
     """These ops' autograd for the extension's kernels is C++ (csrc/autograd/), which costs a

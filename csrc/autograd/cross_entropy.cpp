@@ -1,6 +1,8 @@
 // Autograd of the cross-entropy ops, in C++: the Autograd kernels of
 //   cookbook_ops::label_smoothing_cross_entropy_forward (one target slot)
 //   cookbook_ops::mixup_cross_entropy_forward          (two target slots)
+//   cookbook_ops::soft_target_cross_entropy_forward    (probability targets; also saves the
+//                                                        target's weighted row sums)
 // for the extension's CPU and CUDA kernels (and the reference fallback on other devices). The
 // formula is the one cookbook_ops/ops/cross_entropy.py registers in Python for the Triton twins
 // and for a build without this library: save logits, targets, weight and the per-row lse;
@@ -28,6 +30,7 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
 using Rows = std::tuple<Tensor, Tensor, Tensor>;
+using SoftRows = std::tuple<Tensor, Tensor, Tensor, Tensor>;
 using OptTensor = std::optional<Tensor>;
 
 OptTensor optional_of(const Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
@@ -85,6 +88,34 @@ mixup_ce_backward_op(bool composite) {
   static auto closed_form =
       c10::Dispatcher::singleton()
           .findSchemaOrThrow("cookbook_ops::mixup_cross_entropy_backward_composite", "")
+          .typed<Sig>();
+  return closed_form;
+}
+
+c10::TypedOperatorHandle<SoftRows(const Tensor&, const Tensor&, const OptTensor&, double, double)>
+soft_forward_op() {
+  static auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_forward", "")
+          .typed<SoftRows(const Tensor&, const Tensor&, const OptTensor&, double, double)>();
+  return op;
+}
+
+c10::TypedOperatorHandle<Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
+                                const Tensor&, const Tensor&, double, double)>
+soft_backward_op(bool composite) {
+  using Sig = Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&, const Tensor&,
+                     const Tensor&, double, double);
+  static auto kernels =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_backward", "")
+          .typed<Sig>();
+  if (!composite) {
+    return kernels;
+  }
+  static auto closed_form =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_backward_composite", "")
           .typed<Sig>();
   return closed_form;
 }
@@ -154,6 +185,35 @@ class MixupCrossEntropy : public torch::autograd::Function<MixupCrossEntropy> {
   }
 };
 
+// The target is differentiated by the reference formula only (the public function routes a
+// target that requires grad there); the kernels differentiate the logits.
+class SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCrossEntropy> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const Tensor& logits, const Tensor& target,
+                               const OptTensor& weight, double on_value, double off_value) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [loss, lse, target_sum, correct] =
+        soft_forward_op().call(logits, target, weight, on_value, off_value);
+    ctx->save_for_backward({logits, target, weight.value_or(Tensor()), lse, target_sum});
+    ctx->saved_data["on_value"] = on_value;
+    ctx->saved_data["off_value"] = off_value;
+    ctx->mark_non_differentiable({lse, target_sum, correct});
+    return {loss, lse, target_sum, correct};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    Tensor grad_logits;
+    if (ctx->needs_input_grad(0)) {
+      const auto saved = ctx->get_saved_variables();
+      grad_logits = soft_backward_op(at::GradMode::is_enabled())
+                        .call(grads[0], saved[0], saved[1], optional_of(saved[2]), saved[3],
+                              saved[4], ctx->saved_data["on_value"].toDouble(),
+                              ctx->saved_data["off_value"].toDouble());
+    }
+    return {grad_logits, Tensor(), Tensor(), Tensor(), Tensor()};
+  }
+};
+
 Rows as_rows(const variable_list& out) { return {out[0], out[1], out[2]}; }
 
 Rows label_smoothing_cross_entropy_autograd(const Tensor& logits, const Tensor& target,
@@ -170,10 +230,18 @@ Rows mixup_cross_entropy_autograd(const Tensor& logits, const Tensor& target_a,
                                           ignore_index));
 }
 
+SoftRows soft_target_cross_entropy_autograd(const Tensor& logits, const Tensor& target,
+                                            const OptTensor& weight, double on_value,
+                                            double off_value) {
+  const auto out = SoftTargetCrossEntropy::apply(logits, target, weight, on_value, off_value);
+  return {out[0], out[1], out[2], out[3]};
+}
+
 }  // namespace
 }  // namespace cookbook_ops
 
 TORCH_LIBRARY_IMPL(cookbook_ops, Autograd, m) {
+  m.impl("soft_target_cross_entropy_forward", &cookbook_ops::soft_target_cross_entropy_autograd);
   m.impl("label_smoothing_cross_entropy_forward",
          &cookbook_ops::label_smoothing_cross_entropy_autograd);
   m.impl("mixup_cross_entropy_forward", &cookbook_ops::mixup_cross_entropy_autograd);
