@@ -171,3 +171,32 @@ def check_mixup(mixup, images: torch.Tensor):
     check_index(index, images.shape[0], images.device, "index")
     check_permutation(index)
     return lam_tensor(lam, images), index.contiguous()
+
+
+def fake_output(like, n, channels, height, width, flip, lam, index, out_dtype, channels_last):
+    """What the image ops' fake kernels share: the per-sample arguments' shapes checked, and the
+    empty (n, channels, height, width) output in ``out_dtype`` and the requested layout."""
+    if flip is not None:
+        torch._check(flip.shape == (n,), lambda: f"flip must be ({n},), got {tuple(flip.shape)}")
+    torch._check((lam is None) == (index is None), lambda: "lam and index must be given together")
+    if lam is not None:
+        torch._check(lam.shape == (n,), lambda: f"lam must be ({n},), got {tuple(lam.shape)}")
+        torch._check(index.shape == (n,), lambda: f"index must be ({n},), got {tuple(index.shape)}")
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return like.new_empty((n, channels, height, width), dtype=out_dtype).contiguous(
+        memory_format=memory_format
+    )
+
+
+def module_constants(mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std of an image module, checked once at construction: float32 CPU tensors of
+    one value per channel (or one value), of matching lengths, std free of zeros. Copies, so
+    that the module's buffers never share storage with the call cache above."""
+    mean_t = channel_constants(mean, "mean", None, torch.device("cpu"))
+    std_t = channel_constants(std, "std", None, torch.device("cpu"))
+    if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
+        raise ValueError(
+            f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
+        )
+    check_std_nonzero(std_t, std)
+    return mean_t.clone(), std_t.clone()

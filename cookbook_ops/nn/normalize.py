@@ -7,9 +7,8 @@ from torch import nn
 
 from cookbook_ops._image_args import (
     LAYOUTS,
-    channel_constants,
     check_output_format,
-    check_std_nonzero,
+    module_constants,
 )
 from cookbook_ops.ops.normalize_images import normalize_images
 
@@ -55,13 +54,7 @@ class NormalizeImages(nn.Module):
         check_output_format(out_dtype, memory_format)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
-        mean_t = channel_constants(mean, "mean", None, torch.device("cpu"))
-        std_t = channel_constants(std, "std", None, torch.device("cpu"))
-        if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
-            raise ValueError(
-                f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
-            )
-        check_std_nonzero(std_t, std)
+        mean_t, std_t = module_constants(mean, std)
         self.register_buffer("mean", mean_t, persistent=False)
         self.register_buffer("std", std_t, persistent=False)
         self.layout = layout

@@ -9,9 +9,8 @@ from torch import nn
 
 from cookbook_ops._image_args import (
     LAYOUTS,
-    channel_constants,
     check_output_format,
-    check_std_nonzero,
+    module_constants,
 )
 from cookbook_ops.nn.normalize import NormalizeImages
 from cookbook_ops.ops.crop_boxes import (
@@ -63,13 +62,7 @@ class _CropNormalize(nn.Module):
         if not isinstance(antialias, bool):
             raise TypeError(f"antialias must be a bool, got {type(antialias).__name__}")
         check_output_format(out_dtype, memory_format)
-        mean_t = channel_constants(mean, "mean", None, torch.device("cpu"))
-        std_t = channel_constants(std, "std", None, torch.device("cpu"))
-        if mean_t.numel() != std_t.numel() and 1 not in (mean_t.numel(), std_t.numel()):
-            raise ValueError(
-                f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
-            )
-        check_std_nonzero(std_t, std)
+        mean_t, std_t = module_constants(mean, std)
         self.register_buffer("mean", mean_t, persistent=False)
         self.register_buffer("std", std_t, persistent=False)
         self.layout = layout

@@ -28,6 +28,7 @@ from cookbook_ops._image_args import (  # noqa: F401  (LAYOUTS, OUT_DTYPES: this
     check_mixup,
     check_output_format,
     check_std_nonzero,
+    fake_output,
 )
 from cookbook_ops.reference.normalize_images import normalize_images_forward as reference_forward
 
@@ -46,15 +47,8 @@ def _normalize_fake(images, mean, std, flip, lam, index, nhwc, out_dtype, channe
             t.shape == (channels,),
             lambda name=name, t=t: f"{name} must be ({channels},), got {tuple(t.shape)}",
         )
-    if flip is not None:
-        torch._check(flip.shape == (n,), lambda: f"flip must be ({n},), got {tuple(flip.shape)}")
-    torch._check((lam is None) == (index is None), lambda: "lam and index must be given together")
-    if lam is not None:
-        torch._check(lam.shape == (n,), lambda: f"lam must be ({n},), got {tuple(lam.shape)}")
-        torch._check(index.shape == (n,), lambda: f"index must be ({n},), got {tuple(index.shape)}")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return images.new_empty((n, channels, height, width), dtype=out_dtype).contiguous(
-        memory_format=memory_format
+    return fake_output(
+        images, n, channels, height, width, flip, lam, index, out_dtype, channels_last
     )
 
 

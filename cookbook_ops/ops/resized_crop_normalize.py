@@ -28,6 +28,7 @@ from cookbook_ops._image_args import (
     check_mixup,
     check_output_format,
     check_std_nonzero,
+    fake_output,
 )
 from cookbook_ops.reference.resized_crop_normalize import (
     resized_crop_normalize_forward as reference_forward,
@@ -56,16 +57,7 @@ def _fake(
         c = image.shape[2] if nhwc else image.shape[0]
         torch._check(c == channels, lambda i=i: f"images[{i}] must have {channels} channels")
     torch._check(std.shape == (channels,), lambda: f"std must be ({channels},)")
-    if flip is not None:
-        torch._check(flip.shape == (n,), lambda: f"flip must be ({n},), got {tuple(flip.shape)}")
-    torch._check((lam is None) == (index is None), lambda: "lam and index must be given together")
-    if lam is not None:
-        torch._check(lam.shape == (n,), lambda: f"lam must be ({n},), got {tuple(lam.shape)}")
-        torch._check(index.shape == (n,), lambda: f"index must be ({n},), got {tuple(index.shape)}")
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    return mean.new_empty((n, channels, out_h, out_w), dtype=out_dtype).contiguous(
-        memory_format=memory_format
-    )
+    return fake_output(mean, n, channels, out_h, out_w, flip, lam, index, out_dtype, channels_last)
 
 
 _library.register(OP, _fake, reference=reference_forward)
