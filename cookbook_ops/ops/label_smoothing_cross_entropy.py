@@ -103,19 +103,10 @@ def label_smoothing_cross_entropy(
     loss, correct = loss_rows(
         _library.LSCE_FORWARD, chosen, logits2d, target1d, weight, on_value, off_value, ignore_index
     )
-
-    out_dtype = output_dtype(logits)
-    if reduction == "none":
-        result = loss.to(out_dtype).reshape(batch_shape)
-    elif reduction == "sum":
-        result = loss.sum().to(out_dtype)
-    else:
-        result = (loss.sum() / mean_denominator(target1d, weight, ignore_index, loss.dtype)).to(
-            out_dtype
-        )
-    if return_correct:
-        return result, correct.reshape(batch_shape)
-    return result
+    denominator = None
+    if reduction == "mean":
+        denominator = mean_denominator(target1d, weight, ignore_index, loss.dtype)
+    return _reduce(loss, correct, logits, reduction, denominator, batch_shape, return_correct)
 
 
 def _probability_target_loss(
@@ -167,13 +158,20 @@ def _probability_target_loss(
     loss, correct = loss_rows(
         _library.SOFT_CE_FORWARD, chosen, logits2d, target2d, weight, on_value, off_value
     )
+    # mean divides by the number of rows (ignore_index does not apply)
+    return _reduce(loss, correct, logits, reduction, loss.shape[0], batch_shape, return_correct)
+
+
+def _reduce(loss, correct, logits, reduction, denominator, batch_shape, return_correct):
+    """The per-row losses reduced (``mean``: their sum over ``denominator``) in the loss dtype,
+    and the correct flags shaped like the batch when asked for."""
     out_dtype = output_dtype(logits)
     if reduction == "none":
         result = loss.to(out_dtype).reshape(batch_shape)
     elif reduction == "sum":
         result = loss.sum().to(out_dtype)
     else:
-        result = (loss.sum() / loss.shape[0]).to(out_dtype)
+        result = (loss.sum() / denominator).to(out_dtype)
     if return_correct:
         return result, correct.reshape(batch_shape)
     return result
