@@ -62,7 +62,8 @@ def channel_constants(value, name: str, channels: int | None, device: torch.devi
     """mean or std as a float32 (C,) tensor on ``device``; one value is broadcast over the
     channels, as torchvision's Normalize does. Python values and CPU tensors are shaped on the
     CPU and then moved without a sync; a tensor already on ``device`` stays there. The tensor
-    made from Python values is cached (the kernels only read it)."""
+    made from Python values is cached (the kernels only read it). ``std`` (by ``name``) is
+    checked for zeros."""
     if (type(value) is tuple or type(value) is float) and not torch.compiler.is_compiling():
         key = (value, channels, device)
         entry = _PYTHON_CONSTANTS.get(key)
@@ -115,6 +116,8 @@ def _make_channel_constants(
                 f"got {t.numel()}"
             )
     t = t.contiguous()
+    if name == "std":  # once per new value when it is cached
+        check_std_nonzero(t, value)
     if t.device != device:  # built or given on the CPU
         t = _to_device_without_sync(t, device)
     return t
@@ -198,5 +201,4 @@ def module_constants(mean, std) -> tuple[torch.Tensor, torch.Tensor]:
         raise ValueError(
             f"mean and std must have the same length, got {mean_t.numel()} and {std_t.numel()}"
         )
-    check_std_nonzero(std_t, std)
     return mean_t.clone(), std_t.clone()
