@@ -35,89 +35,30 @@ using OptTensor = std::optional<Tensor>;
 
 OptTensor optional_of(const Tensor& t) { return t.defined() ? OptTensor(t) : std::nullopt; }
 
-c10::TypedOperatorHandle<Rows(const Tensor&, const Tensor&, const OptTensor&, double, double,
-                              int64_t)>
-lsce_forward_op() {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::label_smoothing_cross_entropy_forward", "")
-          .typed<Rows(const Tensor&, const Tensor&, const OptTensor&, double, double, int64_t)>();
-  return op;
+using LsceForward = Rows(const Tensor&, const Tensor&, const OptTensor&, double, double, int64_t);
+using LsceBackward = Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
+                            const Tensor&, double, double, int64_t);
+using MixupForward = Rows(const Tensor&, const Tensor&, const Tensor&, const OptTensor&, double,
+                          double, int64_t);
+using MixupBackward = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                             const OptTensor&, const Tensor&, double, double, int64_t);
+using SoftForward = SoftRows(const Tensor&, const Tensor&, const OptTensor&, double, double);
+using SoftBackward = Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
+                            const Tensor&, const Tensor&, double, double);
+
+// The op ``name`` with signature Sig, looked up once per (Sig, name) call site.
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
 }
 
-c10::TypedOperatorHandle<Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
-                                const Tensor&, double, double, int64_t)>
-lsce_backward_op(bool composite) {
-  using Sig = Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&, const Tensor&,
-                     double, double, int64_t);
-  static auto kernels =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::label_smoothing_cross_entropy_backward", "")
-          .typed<Sig>();
-  if (!composite) {
-    return kernels;
-  }
-  static auto closed_form =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::label_smoothing_cross_entropy_backward_composite", "")
-          .typed<Sig>();
-  return closed_form;
-}
-
-c10::TypedOperatorHandle<Rows(const Tensor&, const Tensor&, const Tensor&, const OptTensor&, double,
-                              double, int64_t)>
-mixup_ce_forward_op() {
-  static auto op = c10::Dispatcher::singleton()
-                       .findSchemaOrThrow("cookbook_ops::mixup_cross_entropy_forward", "")
-                       .typed<Rows(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
-                                   double, double, int64_t)>();
-  return op;
-}
-
-c10::TypedOperatorHandle<Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&,
-                                const OptTensor&, const Tensor&, double, double, int64_t)>
-mixup_ce_backward_op(bool composite) {
-  using Sig = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
-                     const Tensor&, double, double, int64_t);
-  static auto kernels = c10::Dispatcher::singleton()
-                            .findSchemaOrThrow("cookbook_ops::mixup_cross_entropy_backward", "")
-                            .typed<Sig>();
-  if (!composite) {
-    return kernels;
-  }
-  static auto closed_form =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::mixup_cross_entropy_backward_composite", "")
-          .typed<Sig>();
-  return closed_form;
-}
-
-c10::TypedOperatorHandle<SoftRows(const Tensor&, const Tensor&, const OptTensor&, double, double)>
-soft_forward_op() {
-  static auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_forward", "")
-          .typed<SoftRows(const Tensor&, const Tensor&, const OptTensor&, double, double)>();
-  return op;
-}
-
-c10::TypedOperatorHandle<Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&,
-                                const Tensor&, const Tensor&, double, double)>
-soft_backward_op(bool composite) {
-  using Sig = Tensor(const Tensor&, const Tensor&, const Tensor&, const OptTensor&, const Tensor&,
-                     const Tensor&, double, double);
-  static auto kernels =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_backward", "")
-          .typed<Sig>();
-  if (!composite) {
-    return kernels;
-  }
-  static auto closed_form =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("cookbook_ops::soft_target_cross_entropy_backward_composite", "")
-          .typed<Sig>();
-  return closed_form;
+// What a backward runs: the kernels' backward op, or in a create_graph backward (GradMode on)
+// its differentiable closed form, the op named ``closed_form`` (looked up only then: that rare path
+// may pay the lookup, and a library loaded without the Python package never needs it).
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> backward_op(const c10::TypedOperatorHandle<Sig>& kernels,
+                                          const char* closed_form) {
+  return at::GradMode::is_enabled() ? find_op<Sig>(closed_form) : kernels;
 }
 
 void save_smoothing(AutogradContext* ctx, double on_value, double off_value, int64_t ignore_index) {
@@ -131,9 +72,11 @@ class LabelSmoothingCrossEntropy : public torch::autograd::Function<LabelSmoothi
   static variable_list forward(AutogradContext* ctx, const Tensor& logits, const Tensor& target,
                                const OptTensor& weight, double on_value, double off_value,
                                int64_t ignore_index) {
+    static const auto forward_op =
+        find_op<LsceForward>("cookbook_ops::label_smoothing_cross_entropy_forward");
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [loss, lse, correct] =
-        lsce_forward_op().call(logits, target, weight, on_value, off_value, ignore_index);
+        forward_op.call(logits, target, weight, on_value, off_value, ignore_index);
     ctx->save_for_backward({logits, target, weight.value_or(Tensor()), lse});
     save_smoothing(ctx, on_value, off_value, ignore_index);
     ctx->mark_non_differentiable({lse, correct});
@@ -142,11 +85,15 @@ class LabelSmoothingCrossEntropy : public torch::autograd::Function<LabelSmoothi
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor grad_logits;
+    static const auto kernels =
+        find_op<LsceBackward>("cookbook_ops::label_smoothing_cross_entropy_backward");
+    static constexpr const char* closed_form =
+        "cookbook_ops::label_smoothing_cross_entropy_backward_composite";
     if (ctx->needs_input_grad(0)) {
       const auto saved = ctx->get_saved_variables();
       // In a create_graph backward, GradMode is on: take the differentiable closed form.
       grad_logits =
-          lsce_backward_op(at::GradMode::is_enabled())
+          backward_op(kernels, closed_form)
               .call(grads[0], saved[0], saved[1], optional_of(saved[2]), saved[3],
                     ctx->saved_data["on_value"].toDouble(), ctx->saved_data["off_value"].toDouble(),
                     ctx->saved_data["ignore_index"].toInt());
@@ -160,9 +107,11 @@ class MixupCrossEntropy : public torch::autograd::Function<MixupCrossEntropy> {
   static variable_list forward(AutogradContext* ctx, const Tensor& logits, const Tensor& target_a,
                                const Tensor& target_b, const OptTensor& weight, double on_value,
                                double off_value, int64_t ignore_index) {
+    static const auto forward_op =
+        find_op<MixupForward>("cookbook_ops::mixup_cross_entropy_forward");
     at::AutoDispatchBelowADInplaceOrView guard;
-    auto [loss, lse, correct] = mixup_ce_forward_op().call(logits, target_a, target_b, weight,
-                                                           on_value, off_value, ignore_index);
+    auto [loss, lse, correct] =
+        forward_op.call(logits, target_a, target_b, weight, on_value, off_value, ignore_index);
     ctx->save_for_backward({logits, target_a, target_b, weight.value_or(Tensor()), lse});
     save_smoothing(ctx, on_value, off_value, ignore_index);
     ctx->mark_non_differentiable({lse, correct});
@@ -171,11 +120,15 @@ class MixupCrossEntropy : public torch::autograd::Function<MixupCrossEntropy> {
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor grad_logits;
+    static const auto kernels =
+        find_op<MixupBackward>("cookbook_ops::mixup_cross_entropy_backward");
+    static constexpr const char* closed_form =
+        "cookbook_ops::mixup_cross_entropy_backward_composite";
     if (ctx->needs_input_grad(0)) {
       const auto saved = ctx->get_saved_variables();
       // The kernels take grad_loss (N, 2) contiguous.
       grad_logits =
-          mixup_ce_backward_op(at::GradMode::is_enabled())
+          backward_op(kernels, closed_form)
               .call(grads[0].contiguous(), saved[0], saved[1], saved[2], optional_of(saved[3]),
                     saved[4], ctx->saved_data["on_value"].toDouble(),
                     ctx->saved_data["off_value"].toDouble(),
@@ -191,9 +144,11 @@ class SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCrossE
  public:
   static variable_list forward(AutogradContext* ctx, const Tensor& logits, const Tensor& target,
                                const OptTensor& weight, double on_value, double off_value) {
+    static const auto forward_op =
+        find_op<SoftForward>("cookbook_ops::soft_target_cross_entropy_forward");
     at::AutoDispatchBelowADInplaceOrView guard;
     auto [loss, lse, target_sum, correct] =
-        soft_forward_op().call(logits, target, weight, on_value, off_value);
+        forward_op.call(logits, target, weight, on_value, off_value);
     ctx->save_for_backward({logits, target, weight.value_or(Tensor()), lse, target_sum});
     ctx->saved_data["on_value"] = on_value;
     ctx->saved_data["off_value"] = off_value;
@@ -203,9 +158,13 @@ class SoftTargetCrossEntropy : public torch::autograd::Function<SoftTargetCrossE
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     Tensor grad_logits;
+    static const auto kernels =
+        find_op<SoftBackward>("cookbook_ops::soft_target_cross_entropy_backward");
+    static constexpr const char* closed_form =
+        "cookbook_ops::soft_target_cross_entropy_backward_composite";
     if (ctx->needs_input_grad(0)) {
       const auto saved = ctx->get_saved_variables();
-      grad_logits = soft_backward_op(at::GradMode::is_enabled())
+      grad_logits = backward_op(kernels, closed_form)
                         .call(grads[0], saved[0], saved[1], optional_of(saved[2]), saved[3],
                               saved[4], ctx->saved_data["on_value"].toDouble(),
                               ctx->saved_data["off_value"].toDouble());
